@@ -1,0 +1,167 @@
+#include "core/config.hpp"
+#include "util/failure.hpp"
+
+#include "util/log.hpp"
+#include "util/units.hpp"
+
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace ferry::daemon {
+namespace {
+
+// Config errors carry file:line so the operator can go straight to the offending key.
+struct config_error {
+  std::string text;
+};
+
+std::string where(std::string_view source, const toml::node& n) {
+  return std::string(source) + ":" + std::to_string(n.source().begin.line);
+}
+
+void reject_unknown(const toml::table& t, const std::set<std::string>& known, std::string_view source,
+                    std::string_view section) {
+  for (const auto& [k, v] : t) {
+    if (!known.contains(std::string(k.str())))
+      throw config_error{where(source, v) + ": unknown key '" + std::string(k.str()) + "'" +
+                         (section.empty() ? "" : " in [" + std::string(section) + "]")};
+  }
+}
+
+template <class T>
+T get_or(const toml::table& t, std::string_view key, T fallback, std::string_view source) {
+  const toml::node* n = t.get(key);
+  if (!n) return fallback;
+  auto v = n->value<T>();
+  if (!v) {
+    std::string type = std::is_same_v<T, std::string> ? "a string"
+                       : std::is_same_v<T, bool>      ? "true or false"
+                                                      : "a number";
+    throw config_error{where(source, *n) + ": '" + std::string(key) + "' must be " + type};
+  }
+  return *v;
+}
+
+std::chrono::milliseconds duration_or(const toml::table& t, std::string_view key, std::chrono::milliseconds fallback,
+                                      std::string_view source) {
+  const toml::node* n = t.get(key);
+  if (!n) return fallback;
+  auto s = n->value<std::string>();
+  if (!s) throw config_error{where(source, *n) + ": '" + std::string(key) + "' must be a duration string like \"10s\""};
+  auto d = util::parse_duration(*s);
+  if (!d) throw config_error{where(source, *n) + ": " + std::string(key) + ": " + d.error()};
+  return *d;
+}
+
+std::int64_t int_in(const toml::table& t, std::string_view key, std::int64_t fallback, std::int64_t lo, std::int64_t hi,
+                    std::string_view source) {
+  auto v = get_or<std::int64_t>(t, key, fallback, source);
+  if (v < lo || v > hi)
+    throw config_error{where(source, *t.get(key)) + ": '" + std::string(key) + "' must be between " +
+                       std::to_string(lo) + " and " + std::to_string(hi)};
+  return v;
+}
+
+s3::remote_config parse_remote(const std::string& name, const toml::table& t, std::string_view source,
+                               const s3::retry_config& retry) {
+  reject_unknown(t,
+                 {"endpoint", "region", "path_style", "access_key_id", "secret_access_key", "session_token",
+                  "credentials", "ca_file", "max_connections"},
+                 source, "remotes." + name);
+  s3::remote_config r;
+  r.name = name;
+  r.endpoint = get_or<std::string>(t, "endpoint", "", source);
+  if (r.endpoint.empty()) throw config_error{where(source, t) + ": [remotes." + name + "] needs an endpoint"};
+  if (!http::parse_origin(r.endpoint))
+    throw config_error{where(source, *t.get("endpoint")) + ": endpoint '" + r.endpoint +
+                       "' is not a URL like https://s3.eu-west-1.amazonaws.com"};
+  r.region = get_or<std::string>(t, "region", "us-east-1", source);
+  r.path_style = get_or<bool>(t, "path_style", false, source);
+  r.credentials.access_key_id = get_or<std::string>(t, "access_key_id", "", source);
+  r.credentials.secret_access_key = get_or<std::string>(t, "secret_access_key", "", source);
+  r.credentials.session_token = get_or<std::string>(t, "session_token", "", source);
+  r.credentials.source = get_or<std::string>(t, "credentials", "", source);
+  const bool static_keys = !r.credentials.access_key_id.empty() || !r.credentials.secret_access_key.empty();
+  if (static_keys && !r.credentials.source.empty())
+    throw config_error{where(source, t) + ": [remotes." + name +
+                       "] has both static keys and 'credentials'; keep one"};
+  if (!static_keys && r.credentials.source.empty())
+    throw config_error{where(source, t) + ": [remotes." + name +
+                       "] needs access_key_id + secret_access_key, or credentials = \"env\" | \"profile:NAME\" | "
+                       "\"systemd:NAME\""};
+  r.ca_file = get_or<std::string>(t, "ca_file", "", source);
+  r.max_connections = static_cast<std::size_t>(int_in(t, "max_connections", 256, 1, 65536, source));
+  r.retry = retry;
+  return r;
+}
+
+daemon_config parse(const toml::table& root, std::string_view source) {
+  reject_unknown(root, {"socket", "state_dir", "threads", "log_level", "http", "transfer", "retry", "remotes"}, source,
+                 "");
+  daemon_config c;
+  c.socket = get_or<std::string>(root, "socket", c.socket, source);
+  c.state_dir = get_or<std::string>(root, "state_dir", c.state_dir, source);
+  c.threads = static_cast<unsigned>(int_in(root, "threads", 0, 0, 1024, source));
+  c.log_level = get_or<std::string>(root, "log_level", c.log_level, source);
+  if (!util::valid_log_level(c.log_level))
+    throw config_error{where(source, *root.get("log_level")) + ": log_level must be one of trace, debug, info, warn, "
+                                                               "error, critical, off"};
+  if (const auto* h = root.get_as<toml::table>("http")) {
+    reject_unknown(*h, {"connect_timeout", "tls_timeout", "first_byte_timeout", "idle_timeout", "keepalive"}, source,
+                   "http");
+    c.timeouts.connect = duration_or(*h, "connect_timeout", c.timeouts.connect, source);
+    c.timeouts.tls_handshake = duration_or(*h, "tls_timeout", c.timeouts.tls_handshake, source);
+    c.timeouts.first_byte = duration_or(*h, "first_byte_timeout", c.timeouts.first_byte, source);
+    c.timeouts.idle = duration_or(*h, "idle_timeout", c.timeouts.idle, source);
+    c.timeouts.keepalive = duration_or(*h, "keepalive", c.timeouts.keepalive, source);
+  }
+  if (const auto* tr = root.get_as<toml::table>("transfer")) {
+    reject_unknown(*tr, {"object_concurrency", "object_attempts"}, source, "transfer");
+    c.engine.object_concurrency = static_cast<int>(int_in(*tr, "object_concurrency", 16, 1, 4096, source));
+    c.engine.object_attempts = static_cast<int>(int_in(*tr, "object_attempts", 3, 1, 100, source));
+  }
+  if (const auto* rt = root.get_as<toml::table>("retry")) {
+    reject_unknown(*rt, {"max_attempts"}, source, "retry");
+    c.retry.max_attempts = static_cast<int>(int_in(*rt, "max_attempts", c.retry.max_attempts, 1, 100, source));
+  }
+  if (const auto* n = root.get("remotes")) {
+    const auto* remotes = n->as_table();
+    if (!remotes) throw config_error{where(source, *n) + ": 'remotes' must be a table of [remotes.NAME] sections"};
+    for (const auto& [name, v] : *remotes) {
+      const auto* t = v.as_table();
+      if (!t) throw config_error{where(source, v) + ": remotes." + std::string(name.str()) + " must be a table"};
+      std::string nm(name.str());
+      for (char ch : nm)
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-'))
+          throw config_error{where(source, v) + ": remote name '" + nm + "' may hold only letters, digits, '_', '-'"};
+      c.remotes.emplace(nm, parse_remote(nm, *t, source, c.retry));
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+boost::system::result<daemon_config, std::string> parse_config(std::string_view text, std::string_view source) {
+  try {
+    auto root = toml::parse(text, source);
+    return parse(root, source);
+  } catch (const toml::parse_error& e) {
+    return util::failure(std::string(source) + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+  } catch (const config_error& e) {
+    return util::failure(e.text);
+  }
+}
+
+boost::system::result<daemon_config, std::string> load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return util::failure("cannot read config file " + path + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path);
+}
+
+}  // namespace ferry::daemon

@@ -1,0 +1,31 @@
+#pragma once
+// ferryd's configuration: the TOML file (config/ferryd.toml documents every key) mapped one to
+// one onto structs. Unknown keys and bad values are errors that name file:line.
+#include "http/client.hpp"
+#include "s3/client.hpp"
+#include "sync/job_manager.hpp"
+
+#include <boost/system/result.hpp>
+
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace ferry::daemon {
+
+struct daemon_config {
+  std::string socket = "/run/ferry/ferryd.sock";  // control socket (JSON-RPC, see proto/PROTOCOL.md)
+  std::string state_dir = "/var/lib/ferry";
+  unsigned threads = 0;  // io threads; 0 = one per core
+  std::string log_level = "info";
+  http::timeouts timeouts;       // [http]
+  sync::engine_config engine;    // [transfer]
+  s3::retry_config retry;        // [retry]
+  std::map<std::string, s3::remote_config> remotes;  // [remotes.NAME]
+};
+
+// Parses TOML text; `source` names it in errors ("/etc/ferry/ferryd.toml:12: ...").
+boost::system::result<daemon_config, std::string> parse_config(std::string_view text, std::string_view source);
+boost::system::result<daemon_config, std::string> load_config(const std::string& path);
+
+}  // namespace ferry::daemon
