@@ -99,9 +99,10 @@ std::string copy_source(std::string_view bucket, std::string_view key) {
 
 }  // namespace
 
-client::client(std::shared_ptr<http::client> http, remote_config cfg, credentials creds)
+client::client(std::shared_ptr<http::client> http, remote_config cfg, credentials creds, clock_fn clock)
     : http_(std::move(http)), cfg_(std::move(cfg)), creds_(std::move(creds)),
-      quota_(std::make_shared<retry_quota>(cfg_.retry)) {
+      quota_(std::make_shared<retry_quota>(cfg_.retry)),
+      clock_(clock ? std::move(clock) : clock_fn([] { return std::chrono::system_clock::now(); })) {
   auto o = http::parse_origin(cfg_.endpoint);
   if (o) origin_ = *o;  // the daemon validates endpoints at config load; a bad one fails every call
 }
@@ -152,7 +153,7 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
     }
     req.idempotent = true;  // every S3 call ferry makes may be repeated safely
     sign_params sp{creds_, cfg_.region, "s3",
-                   std::chrono::system_clock::now() + std::chrono::milliseconds(clock_offset_ms_.load())};
+                   clock_() + std::chrono::milliseconds(clock_offset_ms_.load())};
     sign_request(req, where.host_header(), payload_hash, sp);
     ++stats_.requests;
 
@@ -175,7 +176,7 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
     if (is_throttling(err)) ++stats_.throttled;
     if (is_clock_skew(err) && !err.server_date.empty()) {
       // Re-signing with the server's clock is what makes the retry succeed.
-      if (auto off = clock_offset_from_date(err.server_date, std::chrono::system_clock::now()))
+      if (auto off = clock_offset_from_date(err.server_date, clock_()))
         clock_offset_ms_.store(off->count());
     }
     if (streamed) co_return err;  // the body cannot be replayed; the caller retries the transfer

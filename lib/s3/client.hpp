@@ -11,6 +11,8 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -88,8 +90,11 @@ struct client_stats {
 
 class client {
  public:
+  // The local clock requests are signed with (tests skew it); the server's corrections add to it.
+  using clock_fn = std::function<std::chrono::system_clock::time_point()>;
+
   // `http` supplies the connection pools; the credentials are resolved once by the caller.
-  client(std::shared_ptr<http::client> http, remote_config cfg, credentials creds);
+  client(std::shared_ptr<http::client> http, remote_config cfg, credentials creds, clock_fn clock = {});
 
   const remote_config& config() const { return cfg_; }
   const client_stats& stats() const { return stats_; }
@@ -98,14 +103,14 @@ class client {
   asio::awaitable<result<list_page>> list_objects_v2(std::string_view bucket, const list_params& p);
   asio::awaitable<result<object_head>> head_object(std::string_view bucket, std::string_view key);
   asio::awaitable<result<object_stream>> get_object(std::string_view bucket, std::string_view key,
-                                                    const get_params& p = {});
+                                                    const get_params& p);
   asio::awaitable<result<put_result>> put_object(std::string_view bucket, std::string_view key, body b,
-                                                 const put_params& p = {});
+                                                 const put_params& p);
   asio::awaitable<result<copy_result>> copy_object(std::string_view src_bucket, std::string_view src_key,
                                                    std::string_view dst_bucket, std::string_view dst_key,
-                                                   const copy_params& p = {});
+                                                   const copy_params& p);
   asio::awaitable<result<std::string>> create_multipart_upload(std::string_view bucket, std::string_view key,
-                                                               const object_metadata& m = {});
+                                                               const object_metadata& m);
   asio::awaitable<result<put_result>> upload_part(std::string_view bucket, std::string_view key,
                                                   std::string_view upload_id, int part_number, body b,
                                                   std::string_view content_md5 = {});
@@ -145,6 +150,7 @@ class client {
   credentials creds_;
   http::origin origin_;
   std::shared_ptr<retry_quota> quota_;
+  clock_fn clock_;
   std::atomic<std::int64_t> clock_offset_ms_{0};  // server time - local time, learnt from RequestTimeTooSkewed
   client_stats stats_;
 };

@@ -49,7 +49,8 @@ std::string lower(std::string s) {
 
 asio::awaitable<copy_outcome> stream_copy(const object_location& src, const object_location& dst) {
   copy_outcome out;
-  auto got = co_await src.client->get_object(src.bucket, src.key);
+  const s3::get_params whole;  // a named object: GCC 12 mis-destroys default-argument temporaries in coroutines
+  auto got = co_await src.client->get_object(src.bucket, src.key, whole);
   if (!got) co_return failed(std::move(out), got.error());
   s3::object_stream& in = *got;
   out.source_etag = in.head.etag;

@@ -16,6 +16,7 @@
 // - CompleteMultipartUpload checks part order, ETags and the minimum part size; the ETag is
 //   MD5(part MD5s)-N. AbortMultipartUpload works; parts of unknown uploads are NoSuchUpload.
 // - Truncated ListObjectsV2 works (s3rver's DES continuation tokens fail on OpenSSL 3).
+// - If-Match on GET/HEAD and x-amz-copy-source-if-match are honoured (412 PreconditionFailed).
 //
 // Usage: node s3rver_strict.js -d DIR [-a ADDR] [-p PORT] [-s] [--key F --cert F] [--region R]
 //                              [--max-body-bytes N] [--min-part-size N]
@@ -341,6 +342,7 @@ function strict_middleware(region, max_body_bytes, store) {
       replace_request_stream(ctx, body);
     }
     if (ctx.method === 'DELETE' && 'uploadId' in ctx.query && (await abort_multipart_upload(ctx, store))) return;
+    await check_preconditions(ctx, store);
     return next();
   };
 }
@@ -517,6 +519,43 @@ function patch_store(min_part_size) {
     }
     return { objects, commonPrefixes: common_prefixes, isTruncated: is_truncated };
   };
+}
+
+// Conditional requests s3rver ignores: If-Match on GET and HEAD, and x-amz-copy-source-if-match on
+// CopyObject / UploadPartCopy. S3 answers 412 PreconditionFailed when the current ETag differs, which is
+// what keeps a copy from mixing two versions of an object that is overwritten mid-transfer.
+async function current_etag(store, bucket, key) {
+  try {
+    return (await store.getMetadata(bucket, key)).etag;
+  } catch (e) {
+    return undefined;  // no such object: s3rver's own handler answers NoSuchKey
+  }
+}
+
+function etag_matches(condition, etag) {
+  return condition.split(',').map(t => t.trim()).some(t => t === '*' || t === etag || `"${t}"` === etag);
+}
+
+async function check_preconditions(ctx, store) {
+  const h = ctx.req.headers;
+  const precondition_failed = condition =>
+    s3_error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold',
+             { Condition: condition }, 412);
+  const raw_path = ctx.req.url.split('?')[0];
+  const slash = raw_path.indexOf('/', 1);
+  if ((ctx.method === 'GET' || ctx.method === 'HEAD') && h['if-match'] !== undefined && slash > 0) {
+    const etag = await current_etag(store, uri_decode(raw_path.slice(1, slash)), uri_decode(raw_path.slice(slash + 1)));
+    if (etag !== undefined && !etag_matches(h['if-match'], etag)) throw precondition_failed('If-Match');
+  }
+  if (ctx.method === 'PUT' && h['x-amz-copy-source'] !== undefined && h['x-amz-copy-source-if-match'] !== undefined) {
+    let source = uri_decode(h['x-amz-copy-source'].split('?')[0]);
+    if (source.startsWith('/')) source = source.slice(1);
+    const i = source.indexOf('/');
+    const etag = i > 0 ? await current_etag(store, source.slice(0, i), source.slice(i + 1)) : undefined;
+    if (etag !== undefined && !etag_matches(h['x-amz-copy-source-if-match'], etag)) {
+      throw precondition_failed('x-amz-copy-source-If-Match');
+    }
+  }
 }
 
 // DELETE /bucket/key?uploadId=ID, which s3rver does not route.
