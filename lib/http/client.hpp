@@ -52,11 +52,12 @@ struct origin {
 result<origin> parse_origin(std::string_view url);
 
 struct timeouts {
-  std::chrono::milliseconds connect{10'000};     // TCP connect, per resolved address
+  std::chrono::milliseconds connect{10'000};  // TCP connect, per resolved address
   std::chrono::milliseconds tls_handshake{10'000};
   std::chrono::milliseconds first_byte{60'000};  // request fully sent -> response head read
   std::chrono::milliseconds idle{60'000};        // no progress on one socket read or write
   std::chrono::milliseconds keepalive{30'000};   // a pooled idle connection older than this is closed
+  std::chrono::milliseconds pool_wait{120'000};  // waiting for a free slot when max_connections are leased
 };
 
 struct tls_config {
@@ -66,6 +67,10 @@ struct tls_config {
 
 // AWS_CA_BUNDLE, as the AWS SDKs honour it ("" when unset).
 std::string ca_file_from_env();
+
+// True for a TLS peer-verification failure ("certificate verify failed", hostname mismatch):
+// a configuration problem, never worth retrying.
+bool is_certificate_error(const error_code& ec);
 
 struct pool_config {
   std::size_t max_connections = 256;  // per origin; a request waits for a free slot
@@ -79,14 +84,14 @@ struct pool_config {
 using body_source = std::function<asio::awaitable<result<std::size_t>>(std::span<char>)>;
 
 struct request {
-  std::string method;  // "GET", "PUT", ...
-  std::string target;  // origin-form, already percent-encoded: "/bucket/key?x=y"
-  header_list headers; // Host and Content-Length are set by the client
-  std::string body;    // an in-memory body, used when `source` is empty
-  body_source source;  // a streaming body of exactly `content_length` bytes
+  std::string method;                // "GET", "PUT", ...
+  std::string target;                // origin-form, already percent-encoded: "/bucket/key?x=y"
+  header_list headers;               // Host and Content-Length are set by the client
+  std::string body;                  // an in-memory body, used when `source` is empty
+  body_source source;                // a streaming body of exactly `content_length` bytes
   std::uint64_t content_length = 0;  // for `source`; ignored for `body`
-  bool idempotent = true;  // may be resent once on a fresh connection if a reused one fails
-                           // before any response byte (streaming bodies only if none was read)
+  bool idempotent = true;            // may be resent once on a fresh connection if a reused one fails
+                                     // before any response byte (streaming bodies only if none was read)
 };
 
 class connection;  // internal
@@ -108,7 +113,7 @@ class response {
 
   // Reads up to buf.size() body bytes; 0 means the body is complete.
   asio::awaitable<result<std::size_t>> read_some(std::span<char> buf);
-  // Reads the rest of the body; fails with message_size if it exceeds `limit` bytes.
+  // Reads the rest of the body; fails with asio::error::message_size if it exceeds `limit` bytes.
   asio::awaitable<result<std::string>> read_all(std::size_t limit);
 
   struct impl;
@@ -119,8 +124,8 @@ class response {
 };
 
 struct pool_stats {
-  std::size_t open = 0;     // connections open (idle + leased)
-  std::size_t idle = 0;     // pooled, ready for reuse
+  std::size_t open = 0;       // connections open (idle + leased)
+  std::size_t idle = 0;       // pooled, ready for reuse
   std::uint64_t created = 0;  // connections ever opened
   std::uint64_t reused = 0;   // requests sent on a pooled connection
 };
@@ -145,7 +150,7 @@ class pool : public std::enable_shared_from_this<pool> {
   struct impl;
 
  private:
-  std::unique_ptr<impl> impl_;
+  std::shared_ptr<impl> impl_;  // shared with responses that still hold a connection
 };
 
 // Pools by origin, created on first use with the same config.

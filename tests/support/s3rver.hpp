@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "support/process.hpp"
@@ -26,6 +27,9 @@ struct s3rver_options {
   std::string region = "us-east-1";
   // Smallest part but the last one that CompleteMultipartUpload accepts, as in S3 (strict only).
   std::uint64_t min_part_size = 5 * 1024 * 1024;
+  // More key pairs (id, secret) the server accepts besides S3RVER/S3RVER (strict only): tests that grep
+  // logs for a secret need one that appears nowhere else.
+  std::vector<std::pair<std::string, std::string>> extra_keys{};
   // How long start-up (node loading s3rver, then listening) may take.
   std::chrono::milliseconds start_timeout = std::chrono::seconds(20);
 };

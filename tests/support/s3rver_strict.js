@@ -18,7 +18,7 @@
 // - Truncated ListObjectsV2 works (s3rver's DES continuation tokens fail on OpenSSL 3).
 // - If-Match on GET/HEAD and x-amz-copy-source-if-match are honoured (412 PreconditionFailed).
 //
-// Usage: node s3rver_strict.js -d DIR [-a ADDR] [-p PORT] [-s] [--key F --cert F] [--region R]
+// Usage: node s3rver_strict.js -d DIR [-a ADDR] [-p PORT] [-s] [--key F --cert F] [--region R] [--extra-key ID:SECRET]
 //                              [--max-body-bytes N] [--min-part-size N]
 // Prints "S3rver listening on ADDR:PORT" on stdout once it accepts connections (-p 0 picks a free port).
 
@@ -45,6 +45,7 @@ function parse_args(argv) {
     region: 'us-east-1',
     maxBodyBytes: 1024 * 1024 * 1024,
     minPartSize: 5 * 1024 * 1024,
+    extraKeys: [],
   };
   for (let i = 0; i < argv.length; ++i) {
     const a = argv[i];
@@ -62,6 +63,13 @@ function parse_args(argv) {
       case '--region': opts.region = value(); break;
       case '--max-body-bytes': opts.maxBodyBytes = Number(value()); break;
       case '--min-part-size': opts.minPartSize = Number(value()); break;
+      case '--extra-key': {  // ID:SECRET, another key pair of the same account (tests use distinctive secrets)
+        const v = value();
+        const colon = v.indexOf(':');
+        if (colon <= 0) throw new Error('--extra-key takes ID:SECRET');
+        opts.extraKeys.push([v.slice(0, colon), v.slice(colon + 1)]);
+        break;
+      }
       default: throw new Error(`unknown argument ${a}`);
     }
   }
@@ -610,6 +618,7 @@ async function main() {
   });
   // After s3rver's request logger (index 0), so refused requests are logged too, before everything else.
   patch_store(opts.minPartSize);
+  for (const [id, secret] of opts.extraKeys) AWSAccount.DUMMY_ACCOUNT.createKeyPair(id, secret);
   patch_continuation_tokens();
   server.middleware.splice(1, 0, strict_middleware(opts.region, opts.maxBodyBytes, server.store));
   const { address, port } = await server.run();

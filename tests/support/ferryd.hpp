@@ -1,0 +1,44 @@
+#pragma once
+// A real ferryd for end-to-end tests: writes its config into a temp dir, starts the binary, waits
+// (bounded) for the control socket, and runs ferryctl against it. Killed on destruction.
+#include "support/process.hpp"
+#include "support/s3rver.hpp"
+#include "support/temp_dir.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ferry::test {
+
+// The built binaries (FERRY_BINARY_DIR/daemon/...).
+std::string ferryd_path();
+std::string ferryctl_path();
+
+// One [remotes.NAME] section for an s3rver, with its CA when it speaks TLS (unless with_ca is false).
+std::string remote_section(const std::string& name, const s3rver& server, bool with_ca = true,
+                           const std::string& access_key_id = std::string(s3rver::access_key_id),
+                           const std::string& secret = std::string(s3rver::secret_access_key));
+
+class ferryd {
+ public:
+  // `remotes` is TOML text ([remotes.*] sections); socket and state_dir are filled in.
+  explicit ferryd(const std::string& remotes, const std::string& log_level = "debug");
+  ~ferryd();
+
+  const std::filesystem::path& socket() const { return socket_; }
+  const std::filesystem::path& config_file() const { return config_; }
+  std::string read_log() const;
+  // ferryctl --socket SOCKET args...; bounded by `timeout`.
+  run_result ctl(std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(120)) const;
+  // SIGTERM and the exit status.
+  int stop();
+
+ private:
+  temp_dir dir_;
+  std::filesystem::path socket_, config_, log_;
+  process proc_;
+};
+
+}  // namespace ferry::test
