@@ -5,6 +5,8 @@
 #include "s3/credentials.hpp"
 #include "sync/job_manager.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
@@ -111,11 +113,8 @@ struct service::impl {
                         if (!p) co_return p.error();
                         sync::job_request jr{p->kind, p->source, p->destination, p->name.value_or("")};
                         auto created = jobs.create(jr);
-                        if (!created) {
-                          int code = p->kind != proto::kind_copy ? proto::code::invalid_params
-                                                                 : proto::code::bad_location;
-                          co_return proto::error{code, created.error()};
-                        }
+                        // The kind was checked by the params parser; what is left is where.
+                        if (!created) co_return proto::error{proto::code::bad_location, created.error()};
                         co_return proto::to_json(to_proto(*created));
                       });
     server.add_method(std::string(proto::method::job_get),
@@ -170,8 +169,15 @@ service::service(daemon_config cfg) : impl_(std::make_unique<impl>(std::move(cfg
 service::~service() = default;
 
 void service::stop() {
+  // Requests in flight on the control socket get the server's grace period; then the loop ends.
   impl_->server.stop();
-  impl_->io.stop();
+  asio::co_spawn(
+      impl_->io,
+      [d = impl_.get()]() -> asio::awaitable<void> {
+        co_await d->server.async_wait_stopped();
+        d->io.stop();
+      },
+      asio::detached);
 }
 
 int service::run() {

@@ -1,0 +1,30 @@
+#pragma once
+// ferryctl's commands; each returns the process exit code.
+#include <optional>
+#include <string>
+
+namespace ferry::ctl {
+
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_failed = 1;  // the job failed, or ferryd refused the request
+inline constexpr int exit_usage = 2;
+inline constexpr int exit_unreachable = 3;  // ferryd not running, socket refused, connection lost
+inline constexpr int exit_interrupted = 130;
+
+struct globals {
+  std::string socket = "/run/ferry/ferryd.sock";
+  bool json = false;
+};
+
+struct copy_options {
+  std::string source, destination;
+  std::optional<std::string> name;
+  bool wait = false;
+};
+
+int run_copy(const globals& g, const copy_options& o);
+int run_jobs(const globals& g);
+int run_daemon_status(const globals& g);
+int run_job_status(const globals& g, const std::string& id);
+
+}  // namespace ferry::ctl

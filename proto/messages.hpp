@@ -1,0 +1,155 @@
+#pragma once
+// The control protocol's methods and their params/results as C++ values, shared by ferryd and
+// ferryctl. PROTOCOL.md is the reference; this header is its mirror. simdjson stays out of here.
+//
+// Serialise with to_json(x) (compact JSON text, no newline) or write_json(w, x) to embed x in a
+// larger document. Parse with parse_<type>(json): params parsers are strict (unknown fields are
+// refused, error code invalid_params); result parsers are lenient (unknown fields are ignored, so
+// an older ferryctl can read a newer ferryd) and fail with code internal_error.
+#include "proto/error.hpp"
+#include "proto/json_writer.hpp"
+#include "proto/time.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferry::proto {
+
+namespace method {
+inline constexpr std::string_view job_create = "job.create";
+inline constexpr std::string_view job_get = "job.get";
+inline constexpr std::string_view job_list = "job.list";
+inline constexpr std::string_view daemon_status = "daemon.status";
+}  // namespace method
+
+// Limits on what a client may send (bytes of UTF-8).
+inline constexpr std::size_t max_name_bytes = 256;
+inline constexpr std::size_t max_location_bytes = 4096;
+inline constexpr std::size_t max_job_id_bytes = 128;
+
+// Job kinds job.create accepts.
+inline constexpr std::string_view kind_copy = "copy";
+
+enum class job_state { queued, running, succeeded, failed, cancelled };
+std::string_view to_string(job_state s);
+std::optional<job_state> parse_job_state(std::string_view s);
+// succeeded, failed, cancelled: the job will not change any more.
+bool is_terminal(job_state s);
+
+// --- params ---
+
+struct job_create_params {
+  std::string kind{kind_copy};
+  std::string source;  // "REMOTE:BUCKET[/PREFIX]" or an absolute path (see location.hpp)
+  std::string destination;
+  std::optional<std::string> name;
+  friend bool operator==(const job_create_params&, const job_create_params&) = default;
+};
+
+struct job_get_params {
+  std::string id;
+  friend bool operator==(const job_get_params&, const job_get_params&) = default;
+};
+
+struct job_list_params {
+  friend bool operator==(const job_list_params&, const job_list_params&) = default;
+};
+
+struct daemon_status_params {
+  friend bool operator==(const daemon_status_params&, const daemon_status_params&) = default;
+};
+
+// --- results ---
+
+struct object_counts {
+  std::uint64_t total = 0;  // known so far; grows while the source is being listed
+  std::uint64_t done = 0;   // finished successfully: copied and verified, or skipped
+  std::uint64_t failed = 0;
+  std::uint64_t skipped = 0;  // of `done`, those already identical at the destination
+  friend bool operator==(const object_counts&, const object_counts&) = default;
+};
+
+struct byte_counts {
+  std::uint64_t total = 0;  // sizes of the objects in objects.total
+  std::uint64_t done = 0;   // of those, copied or skipped so far (objects in flight count partly)
+  friend bool operator==(const byte_counts&, const byte_counts&) = default;
+};
+
+struct job_failure {
+  std::string key;
+  std::string error;
+  friend bool operator==(const job_failure&, const job_failure&) = default;
+};
+
+// The job object: what job.create, job.get and job.list return.
+struct job {
+  std::string id;    // "j-000001"
+  std::string name;  // as given to job.create, "" if none
+  std::string kind;
+  std::string source;
+  std::string destination;
+  job_state state = job_state::queued;
+  timestamp created_at{};
+  std::optional<timestamp> started_at;
+  std::optional<timestamp> finished_at;
+  object_counts objects;
+  byte_counts bytes;
+  std::optional<std::string> error;   // why the job as a whole failed
+  std::vector<job_failure> failures;  // the first failed objects (at most max_failures_listed)
+  friend bool operator==(const job&, const job&) = default;
+};
+
+// How many failures a job object lists at most; objects.failed has the full count.
+inline constexpr std::size_t max_failures_listed = 100;
+
+struct job_list_result {
+  std::vector<job> jobs;  // oldest first
+  friend bool operator==(const job_list_result&, const job_list_result&) = default;
+};
+
+struct job_counts {
+  std::uint64_t total = 0;
+  std::uint64_t queued = 0;
+  std::uint64_t running = 0;
+  std::uint64_t succeeded = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t cancelled = 0;
+  friend bool operator==(const job_counts&, const job_counts&) = default;
+};
+
+struct daemon_status {
+  std::string version;
+  std::int64_t pid = 0;
+  std::uint64_t uptime_seconds = 0;
+  job_counts jobs;
+  std::vector<std::string> remotes;  // names from the config, sorted
+  friend bool operator==(const daemon_status&, const daemon_status&) = default;
+};
+
+void write_json(json_writer& w, const job_create_params& v);
+void write_json(json_writer& w, const job_get_params& v);
+void write_json(json_writer& w, const job_list_params& v);
+void write_json(json_writer& w, const daemon_status_params& v);
+void write_json(json_writer& w, const job& v);
+void write_json(json_writer& w, const job_list_result& v);
+void write_json(json_writer& w, const daemon_status& v);
+
+template <class T>
+std::string to_json(const T& v) {
+  json_writer w;
+  write_json(w, v);
+  return w.take();
+}
+
+result<job_create_params> parse_job_create_params(std::string_view json);
+result<job_get_params> parse_job_get_params(std::string_view json);
+result<job_list_params> parse_job_list_params(std::string_view json);
+result<daemon_status_params> parse_daemon_status_params(std::string_view json);
+result<job> parse_job(std::string_view json);
+result<job_list_result> parse_job_list_result(std::string_view json);
+result<daemon_status> parse_daemon_status(std::string_view json);
+
+}  // namespace ferry::proto
