@@ -1,6 +1,7 @@
 // ferryd: the Ferry transfer daemon. Reads its config, serves the control socket, runs jobs.
 #include "core/config.hpp"
 #include "core/service.hpp"
+#include "util/hash.hpp"
 #include "util/log.hpp"
 
 #include <CLI/CLI.hpp>
@@ -28,6 +29,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   ferry::util::setup_logging(cfg->log_level);
+  // MD5 verifies every object: a host whose OpenSSL refuses it (FIPS-only) must not start.
+  if (std::string why; !ferry::util::hash_self_test(&why)) {
+    spdlog::critical("ferryd cannot start: {}", why);
+    return 1;
+  }
   try {
     ferry::daemon::service svc(std::move(*cfg));
     return svc.run();

@@ -12,11 +12,15 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstring>
 
 namespace ferry::s3 {
 
 // Error documents are small; anything larger is not an S3 error body.
 constexpr std::size_t error_body_limit = 256 * 1024;
+// In-memory bodies up to this size are copied into each attempt; larger ones are streamed from
+// the shared buffer.
+constexpr std::size_t small_body = 64 * 1024;
 // Listing pages of 1000 keys with long keys stay far below this.
 constexpr std::size_t xml_body_limit = 16 * 1024 * 1024;
 
@@ -137,7 +141,7 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
   if (streamed || where.tls())
     payload_hash = std::string(unsigned_payload);  // TLS protects the body; Content-MD5 checks it
   else
-    payload_hash = util::to_hex(util::sha256(c.payload.bytes));
+    payload_hash = util::to_hex(util::sha256(c.payload.bytes ? std::string_view(*c.payload.bytes) : std::string_view()));
 
   auto ex = co_await asio::this_coro::executor;
   for (int attempt = 1;; ++attempt) {
@@ -148,8 +152,18 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
     if (streamed) {
       req.source = c.payload.source;
       req.content_length = c.payload.length;
-    } else {
-      req.body = c.payload.bytes;
+    } else if (c.payload.bytes && c.payload.bytes->size() <= small_body) {
+      req.body = *c.payload.bytes;  // small: a copy keeps the http layer's stale-connection resend
+    } else if (c.payload.bytes) {
+      // A staged part: read from the shared buffer, never copied.
+      req.source = [data = c.payload.bytes, offset = std::size_t{0}](
+                       std::span<char> buf) mutable -> asio::awaitable<http::result<std::size_t>> {
+        std::size_t n = std::min(buf.size(), data->size() - offset);
+        std::memcpy(buf.data(), data->data() + offset, n);
+        offset += n;
+        co_return n;
+      };
+      req.content_length = c.payload.bytes->size();
     }
     req.idempotent = true;  // every S3 call ferry makes may be repeated safely
     sign_params sp{creds_, cfg_.region, "s3",

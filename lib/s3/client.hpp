@@ -46,16 +46,18 @@ struct get_params {
   std::string if_match;                                          // an ETag, without quotes
 };
 
-// A request body: in memory (resendable, so retried by the client) or streamed from a source
-// of exactly `length` bytes (sent once; the caller retries the whole transfer).
+// A request body: in memory (shared, so every attempt resends it without a copy, and the
+// client retries it) or streamed from a source of exactly `length` bytes (sent once; the caller
+// retries the whole transfer).
 struct body {
-  std::string bytes;
+  std::shared_ptr<const std::string> bytes;
   http::body_source source;
   std::uint64_t length = 0;
 
-  static body from_string(std::string s) { return body{std::move(s), {}, 0}; }
-  static body streamed(http::body_source src, std::uint64_t len) { return body{{}, std::move(src), len}; }
-  std::uint64_t size() const { return source ? length : bytes.size(); }
+  static body from_string(std::string s) { return body{std::make_shared<const std::string>(std::move(s)), {}, 0}; }
+  static body shared(std::shared_ptr<const std::string> s) { return body{std::move(s), {}, 0}; }
+  static body streamed(http::body_source src, std::uint64_t len) { return body{nullptr, std::move(src), len}; }
+  std::uint64_t size() const { return source ? length : (bytes ? bytes->size() : 0); }
 };
 
 struct put_params {
