@@ -95,6 +95,11 @@ job read_job(field_reader& r) {
   auto b = r.object("bytes");
   j.bytes.total = b.uint("total");
   j.bytes.done = b.uint("done");
+  j.copy_mode = r.string("copy_mode");
+  auto c = r.object("copy");
+  j.copy.server_side = c.uint("server_side");
+  j.copy.streamed = c.uint("streamed");
+  j.copy.fallbacks = c.uint("fallbacks");
   j.error = r.optional_string("error");
   r.array("failures", [&](detail::dom::element e, std::string path) {
     field_reader f(e, std::move(path), *r.slot());
@@ -113,6 +118,7 @@ job read_job(field_reader& r) {
 void write_json(json_writer& w, const job_create_params& v) {
   w.begin_object().member("kind", v.kind).member("source", v.source).member("destination", v.destination);
   if (v.name) w.member("name", *v.name);
+  if (v.copy_mode) w.member("copy_mode", *v.copy_mode);
   w.end_object();
 }
 
@@ -139,6 +145,13 @@ void write_json(json_writer& w, const job& v) {
       .member("skipped", v.objects.skipped)
       .end_object();
   w.key("bytes").begin_object().member("total", v.bytes.total).member("done", v.bytes.done).end_object();
+  w.member("copy_mode", v.copy_mode);
+  w.key("copy")
+      .begin_object()
+      .member("server_side", v.copy.server_side)
+      .member("streamed", v.copy.streamed)
+      .member("fallbacks", v.copy.fallbacks)
+      .end_object();
   w.key("error");
   if (v.error)
     w.value(*v.error);
@@ -179,13 +192,16 @@ void write_json(json_writer& w, const daemon_status& v) {
 
 result<job_create_params> parse_job_create_params(std::string_view json) {
   return parse_with<job_create_params>(json, code::invalid_params, "params", [](field_reader& r) {
-    r.only({"kind", "source", "destination", "name"});
+    r.only({"kind", "source", "destination", "name", "copy_mode"});
     job_create_params p;
     p.kind = r.string("kind", 64, text_rule::no_control);
     if (r.ok() && p.kind != kind_copy) r.fail("kind", "unknown job kind '" + p.kind + "' (known: copy)");
     p.source = r.string("source", max_location_bytes, text_rule::no_control, false);
     p.destination = r.string("destination", max_location_bytes, text_rule::no_control, false);
     p.name = r.optional_string("name", max_name_bytes, text_rule::no_control);
+    p.copy_mode = r.optional_string("copy_mode", 16, text_rule::no_control);
+    if (r.ok() && p.copy_mode && *p.copy_mode != "auto" && *p.copy_mode != "server" && *p.copy_mode != "stream")
+      r.fail("copy_mode", "unknown copy mode '" + *p.copy_mode + "' (known: auto, server, stream)");
     return p;
   });
 }

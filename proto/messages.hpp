@@ -46,6 +46,7 @@ struct job_create_params {
   std::string source;  // "REMOTE:BUCKET[/PREFIX]" or an absolute path (see location.hpp)
   std::string destination;
   std::optional<std::string> name;
+  std::optional<std::string> copy_mode;  // "auto" (default), "server" or "stream"
   friend bool operator==(const job_create_params&, const job_create_params&) = default;
 };
 
@@ -78,6 +79,14 @@ struct byte_counts {
   friend bool operator==(const byte_counts&, const byte_counts&) = default;
 };
 
+// How the objects done were copied.
+struct copy_counts {
+  std::uint64_t server_side = 0;  // by the server (CopyObject / UploadPartCopy): no bytes through ferry
+  std::uint64_t streamed = 0;     // through ferry
+  std::uint64_t fallbacks = 0;    // server-side copy refused, then streamed (counted in streamed too)
+  friend bool operator==(const copy_counts&, const copy_counts&) = default;
+};
+
 struct job_failure {
   std::string key;
   std::string error;
@@ -97,6 +106,8 @@ struct job {
   std::optional<timestamp> finished_at;
   object_counts objects;
   byte_counts bytes;
+  std::string copy_mode = "auto";     // as given to job.create
+  copy_counts copy;
   std::optional<std::string> error;   // why the job as a whole failed
   std::vector<job_failure> failures;  // the first failed objects (at most max_failures_listed)
   friend bool operator==(const job&, const job&) = default;

@@ -65,6 +65,21 @@ std::int64_t int_in(const toml::table& t, std::string_view key, std::int64_t fal
   return v;
 }
 
+// A size as a string ("64MiB") within [lo, hi].
+std::uint64_t size_in(const toml::table& t, std::string_view key, std::uint64_t fallback, std::uint64_t lo,
+                      std::uint64_t hi, std::string_view source) {
+  const toml::node* n = t.get(key);
+  if (!n) return fallback;
+  auto s = n->value<std::string>();
+  if (!s) throw config_error{where(source, *n) + ": '" + std::string(key) + "' must be a size string like \"64MiB\""};
+  auto v = util::parse_size(*s);
+  if (!v) throw config_error{where(source, *n) + ": " + std::string(key) + ": " + v.error()};
+  if (*v < lo || *v > hi)
+    throw config_error{where(source, *n) + ": '" + std::string(key) + "' must be between " + util::format_bytes(lo) +
+                       " and " + util::format_bytes(hi)};
+  return *v;
+}
+
 s3::remote_config parse_remote(const std::string& name, const toml::table& t, std::string_view source,
                                const s3::retry_config& retry) {
   reject_unknown(t,
@@ -119,9 +134,17 @@ daemon_config parse(const toml::table& root, std::string_view source) {
     c.timeouts.keepalive = duration_or(*h, "keepalive", c.timeouts.keepalive, source);
   }
   if (const auto* tr = root.get_as<toml::table>("transfer")) {
-    reject_unknown(*tr, {"object_concurrency", "object_attempts"}, source, "transfer");
+    reject_unknown(*tr,
+                   {"object_concurrency", "object_attempts", "multipart_threshold", "part_size", "part_concurrency",
+                    "memory_budget"},
+                   source, "transfer");
     c.engine.object_concurrency = static_cast<int>(int_in(*tr, "object_concurrency", 16, 1, 4096, source));
     c.engine.object_attempts = static_cast<int>(int_in(*tr, "object_attempts", 3, 1, 100, source));
+    auto& t = c.engine.transfer;
+    t.multipart_threshold = size_in(*tr, "multipart_threshold", t.multipart_threshold, 5ull << 20, 5ull << 30, source);
+    t.part_size = size_in(*tr, "part_size", t.part_size, 5ull << 20, 5ull << 30, source);
+    t.part_concurrency = static_cast<int>(int_in(*tr, "part_concurrency", t.part_concurrency, 1, 256, source));
+    c.engine.memory_budget = size_in(*tr, "memory_budget", c.engine.memory_budget, 16ull << 20, 1ull << 40, source);
   }
   if (const auto* rt = root.get_as<toml::table>("retry")) {
     reject_unknown(*rt, {"max_attempts"}, source, "retry");

@@ -3,6 +3,7 @@
 #include "control/server.hpp"
 #include "proto/messages.hpp"
 #include "s3/credentials.hpp"
+#include "store/blocking.hpp"
 #include "sync/job_manager.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -50,6 +51,8 @@ proto::job to_proto(const sync::job_snapshot& s) {
   if (s.finished_at) j.finished_at = to_proto(*s.finished_at);
   j.objects = {s.objects_total, s.objects_done, s.objects_failed, s.objects_skipped};
   j.bytes = {s.bytes_total, s.bytes_done};
+  j.copy_mode = std::string(transfer::to_string(s.mode));
+  j.copy = {s.server_side, s.streamed, s.fallbacks};
   if (!s.error.empty()) j.error = s.error;
   for (const auto& f : s.failures) {
     if (j.failures.size() >= proto::max_failures_listed) break;
@@ -72,6 +75,7 @@ struct service::impl {
   daemon_config cfg;
   unsigned threads;
   asio::io_context io;
+  store::blocking_pool blocking{4};
   std::map<std::string, std::shared_ptr<s3::client>> remotes;
   sync::job_manager jobs;
   control::server server;
@@ -81,7 +85,7 @@ struct service::impl {
       : cfg(std::move(c)),
         threads(cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency())),
         io(static_cast<int>(threads)),
-        jobs(io.get_executor(), [this](std::string_view name) { return remote(name); }, cfg.engine),
+        jobs(io.get_executor(), [this](std::string_view name) { return remote(name); }, cfg.engine, blocking),
         server(io.get_executor(), control_config()) {
     const auto env = s3::process_env();
     for (const auto& [name, r] : cfg.remotes) {
@@ -111,7 +115,9 @@ struct service::impl {
                       [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
                         auto p = proto::parse_job_create_params(req.params);
                         if (!p) co_return p.error();
-                        sync::job_request jr{p->kind, p->source, p->destination, p->name.value_or("")};
+                        sync::job_request jr{p->kind, p->source, p->destination, p->name.value_or(""),
+                                             transfer::parse_copy_mode(p->copy_mode.value_or("auto"))
+                                                 .value_or(transfer::copy_mode::automatic)};
                         auto created = jobs.create(jr);
                         // The kind was checked by the params parser; what is left is where.
                         if (!created) co_return proto::error{proto::code::bad_location, created.error()};

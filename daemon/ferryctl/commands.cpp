@@ -222,7 +222,7 @@ int run_copy(const globals& g, const copy_options& o) {
   auto c = connect(g);
   if (!c) return report(c.error());
   const proto::job_create_params p{std::string(proto::kind_copy), resolve_local(o.source), resolve_local(o.destination),
-                                   o.name};
+                                   o.name, o.copy_mode};
   auto r = c->call(proto::method::job_create, proto::to_json(p));
   if (!r) return report(r.error());
   auto j = proto::parse_job(*r);

@@ -19,6 +19,7 @@ struct globals {
 struct copy_options {
   std::string source, destination;
   std::optional<std::string> name;
+  std::optional<std::string> copy_mode;
   bool wait = false;
 };
 

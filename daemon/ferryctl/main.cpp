@@ -30,6 +30,9 @@ int main(int argc, char** argv) {
   c->add_option("SRC", copy.source, "source location")->required();
   c->add_option("DST", copy.destination, "destination location")->required();
   c->add_option("--name", copy.name, "a name for the job");
+  c->add_option("--copy-mode", copy.copy_mode,
+                "auto: server-side copy where possible (default); server: server-side or fail; stream: through ferryd")
+      ->check(CLI::IsMember({"auto", "server", "stream"}));
   c->add_flag("--wait", copy.wait, "wait for the job to finish, showing progress (Ctrl-C stops waiting only)");
 
   app.add_subcommand("jobs", "list jobs");

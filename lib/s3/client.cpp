@@ -378,6 +378,13 @@ asio::awaitable<result<delete_result>> client::delete_objects(std::string_view b
   co_return parse_delete_result(*body);
 }
 
+asio::awaitable<result<void>> client::delete_object(std::string_view bucket, std::string_view key) {
+  call c{"DeleteObject", "DELETE", std::string(bucket), std::string(key), {}, {}, {}, false};
+  auto body = co_await execute_read(c, error_body_limit);
+  if (!body) co_return body.error();
+  co_return result<void>();
+}
+
 asio::awaitable<result<void>> client::create_bucket(std::string_view bucket) {
   call c{"CreateBucket", "PUT", std::string(bucket), {}, {}, {}, {}, false};
   if (cfg_.region != "us-east-1")

@@ -136,6 +136,8 @@ class client {
                                                                          std::string_view upload_id_marker = {});
   // At most 1000 keys a call (S3's limit): more is a local error, not a request.
   asio::awaitable<result<delete_result>> delete_objects(std::string_view bucket, const std::vector<std::string>& keys);
+  // DELETE of one key; S3 answers success for a key that does not exist too.
+  asio::awaitable<result<void>> delete_object(std::string_view bucket, std::string_view key);
   asio::awaitable<result<void>> create_bucket(std::string_view bucket);
   asio::awaitable<result<void>> head_bucket(std::string_view bucket);
 

@@ -10,6 +10,10 @@
 namespace ferry::s3 {
 
 struct error {
+  // Declared so that error is no aggregate: an aggregate is "constructible" from an integer in
+  // C++20, which makes result<std::size_t, error> ambiguous to build from a count.
+  error() = default;
+
   unsigned http_status = 0;          // 0 when no response arrived (see transport)
   std::string code;                  // S3's <Code>, e.g. "NoSuchKey"; or a ferry code for local failures
   std::string message;               // S3's <Message> or a description

@@ -1,6 +1,7 @@
 #include "sync/job_manager.hpp"
 
-#include "transfer/object_copy.hpp"
+#include "store/local_endpoint.hpp"
+#include "store/s3_endpoint.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -29,9 +30,11 @@ std::string_view to_string(job_state s) {
 struct job_manager::job {
   mutable std::mutex mu;
   job_snapshot snap;
-  location source, destination;
-  std::shared_ptr<s3::client> src, dst;
+  std::unique_ptr<store::endpoint> src, dst;
+  std::shared_ptr<transfer::byte_budget> budget;
   engine_config cfg;
+  transfer::integrity_sink* integrity = nullptr;
+  bool fallback_logged = false;  // on the job's strand
 
   job_snapshot snapshot() const {
     std::lock_guard lock(mu);
@@ -42,15 +45,20 @@ struct job_manager::job {
     snap.state = job_state::running;
     snap.started_at = std::chrono::system_clock::now();
   }
-  void add_listed(const std::vector<s3::object_summary>& objects) {
+  void add_listed(const std::vector<store::object_info>& objects) {
     std::lock_guard lock(mu);
     snap.objects_total += objects.size();
     for (const auto& o : objects) snap.bytes_total += o.size;
   }
-  void object_done(std::uint64_t bytes) {
+  void object_done(const transfer::copy_outcome& o) {
     std::lock_guard lock(mu);
     ++snap.objects_done;
-    snap.bytes_done += bytes;
+    snap.bytes_done += o.record.size;
+    if (o.server_side)
+      ++snap.server_side;
+    else
+      ++snap.streamed;
+    if (o.fell_back) ++snap.fallbacks;
   }
   void object_failed(std::string key, std::string error) {
     std::lock_guard lock(mu);
@@ -70,25 +78,45 @@ namespace {
 
 using job = job_manager::job;
 
-asio::awaitable<void> copy_one(job& j, const s3::object_summary& obj) {
-  const std::string dst_key = j.destination.prefix + obj.key.substr(j.source.prefix.size());
-  transfer::object_location from{j.src.get(), j.source.bucket, obj.key};
-  transfer::object_location to{j.dst.get(), j.destination.bucket, dst_key};
+asio::awaitable<void> copy_one(job& j, store::object_info obj) {
   auto ex = co_await asio::this_coro::executor;
+  const transfer::copy_context ctx{*j.src, *j.dst, *j.budget, j.cfg.transfer, j.snap.mode};
   for (int attempt = 1;; ++attempt) {
-    auto out = co_await transfer::stream_copy(from, to);
-    if (out.verified) {
-      spdlog::debug("job {}: {} -> {} verified ({} bytes, md5 {})", j.snap.id, obj.key, dst_key, out.bytes, out.md5_hex);
-      j.object_done(out.bytes);
+    if (attempt > 1) {
+      // The source may have changed (that is often why the last attempt failed): copy what is
+      // there now.
+      auto fresh = co_await j.src->stat(obj.key);
+      if (!fresh) {
+        j.object_failed(obj.key, "source: " + fresh.error().to_string());
+        co_return;
+      }
+      obj.size = fresh->size;
+      obj.etag = fresh->etag;
+      obj.mtime = fresh->mtime;
+    }
+    auto out = co_await transfer::copy_object(ctx, obj);
+    if (out.fell_back && !j.fallback_logged) {
+      j.fallback_logged = true;  // once per job; the count is in the job's copy.fallbacks
+      spdlog::info("job {}: server-side copy refused ({}); falling back to streaming for such objects",
+                   j.snap.id, out.refusal);
+    }
+    spdlog::debug("job {}: {} {} {} ({} bytes, md5 {}, method {}){}{}", j.snap.id, obj.key,
+                  transfer::to_string(out.record.result), out.server_side ? "server-side" : "streamed",
+                  out.record.size, out.record.md5, out.record.method, out.record.error.empty() ? "" : ": ",
+                  out.record.error);
+    if (out.verified()) {
+      if (j.integrity) j.integrity->record(out.record);
+      j.object_done(out);
       co_return;
     }
     if (!out.retryable || attempt >= j.cfg.object_attempts) {
-      spdlog::debug("job {}: {} failed: {}", j.snap.id, obj.key, out.error);
-      j.object_failed(obj.key, out.error);
+      if (j.integrity) j.integrity->record(out.record);
+      j.object_failed(obj.key, out.record.error + (attempt > 1 ? " (after " + std::to_string(attempt) + " attempts)"
+                                                                 : std::string()));
       co_return;
     }
-    // The client already retried each request with backoff; this is the whole-object retry
-    // (a mismatch, a source cut mid-stream), so a short pause is enough.
+    // Each request was already retried with backoff; this retries the whole object (a
+    // mismatch, a source cut mid-stream, a source that changed), so a short pause is enough.
     asio::steady_timer pause(ex, std::chrono::milliseconds(250 * attempt));
     co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
   }
@@ -96,7 +124,7 @@ asio::awaitable<void> copy_one(job& j, const s3::object_summary& obj) {
 
 // Copies one listing page with at most `object_concurrency` objects in flight. Runs on the
 // job's strand, so the shared cursor needs no lock.
-asio::awaitable<void> copy_page(job& j, const std::vector<s3::object_summary>& objects) {
+asio::awaitable<void> copy_page(job& j, const std::vector<store::object_info>& objects) {
   if (objects.empty()) co_return;
   auto ex = co_await asio::this_coro::executor;
   std::size_t next = 0;
@@ -120,37 +148,48 @@ asio::awaitable<void> copy_page(job& j, const std::vector<s3::object_summary>& o
 asio::awaitable<void> run_copy(std::shared_ptr<job> j) {
   j->start();
   spdlog::info("job {} started: copy {} -> {}", j->snap.id, j->snap.source, j->snap.destination);
-  std::string token;
-  do {
-    s3::list_params p;
-    p.prefix = j->source.prefix;
-    p.continuation_token = token;
-    auto page = co_await j->src->list_objects_v2(j->source.bucket, p);
+  auto lister = j->src->list();
+  for (;;) {
+    auto page = co_await lister->next();
     if (!page) {
-      j->finish("listing " + j->source.to_string() + " failed: " + page.error().to_string());
+      j->finish("listing " + j->snap.source + " failed: " + page.error().to_string());
       spdlog::error("job {} failed: {}", j->snap.id, j->snapshot().error);
       co_return;
     }
-    if (page->is_truncated && page->next_continuation_token.empty()) {
-      j->finish("listing " + j->source.to_string() + ": server said the listing continues but sent no token");
-      co_return;
-    }
-    j->add_listed(page->objects);
-    co_await copy_page(*j, page->objects);
-    token = page->is_truncated ? page->next_continuation_token : std::string();
-  } while (!token.empty());
+    if (page->empty()) break;
+    j->add_listed(*page);
+    co_await copy_page(*j, *page);
+  }
   j->finish();
   auto s = j->snapshot();
-  spdlog::info("job {} {}: {} of {} objects copied and verified, {} failed, {} bytes", s.id, to_string(s.state),
-               s.objects_done, s.objects_total, s.objects_failed, s.bytes_done);
+  spdlog::info("job {} {}: {} of {} objects copied and verified ({} server-side, {} streamed), {} failed, {} bytes",
+               s.id, to_string(s.state), s.objects_done, s.objects_total, s.server_side, s.streamed, s.objects_failed,
+               s.bytes_done);
 }
 
 }  // namespace
 
-job_manager::job_manager(asio::any_io_executor ex, remote_lookup remotes, engine_config cfg)
-    : ex_(std::move(ex)), remotes_(std::move(remotes)), cfg_(cfg) {}
+job_manager::job_manager(asio::any_io_executor ex, remote_lookup remotes, engine_config cfg,
+                         store::blocking_pool& blocking, transfer::integrity_sink* integrity)
+    : ex_(std::move(ex)),
+      remotes_(std::move(remotes)),
+      cfg_(cfg),
+      blocking_(blocking),
+      integrity_(integrity),
+      budget_(std::make_shared<transfer::byte_budget>(cfg_.memory_budget)) {}
 
 job_manager::~job_manager() = default;
+
+boost::system::result<std::unique_ptr<store::endpoint>, std::string> job_manager::open(const location& loc,
+                                                                                     std::string_view role) {
+  using R = boost::system::result<std::unique_ptr<store::endpoint>, std::string>;
+  if (loc.local) return R(store::make_local_endpoint(loc.path, blocking_, store::local_options{}));
+  auto client = remotes_(loc.remote);
+  if (!client)
+    return R(boost::system::in_place_error, std::string(role) + ": no remote named '" + loc.remote +
+                                                "' in the config (see: ferryctl status)");
+  return R(store::make_s3_endpoint(std::move(client), loc.bucket, loc.prefix));
+}
 
 boost::system::result<job_snapshot, std::string> job_manager::create(const job_request& req) {
   auto refuse = [](std::string why) {
@@ -161,17 +200,17 @@ boost::system::result<job_snapshot, std::string> job_manager::create(const job_r
   if (!src) return refuse("source: " + src.error());
   auto dst = parse_location(req.destination);
   if (!dst) return refuse("destination: " + dst.error());
-  auto src_client = remotes_(src->remote);
-  if (!src_client) return refuse("source: no remote named '" + src->remote + "' in the config (see: ferryctl status)");
-  auto dst_client = remotes_(dst->remote);
-  if (!dst_client) return refuse("destination: no remote named '" + dst->remote + "' in the config (see: ferryctl status)");
+  auto src_ep = open(*src, "source");
+  if (!src_ep) return refuse(src_ep.error());
+  auto dst_ep = open(*dst, "destination");
+  if (!dst_ep) return refuse(dst_ep.error());
 
   auto j = std::make_shared<job>();
-  j->source = *src;
-  j->destination = *dst;
-  j->src = std::move(src_client);
-  j->dst = std::move(dst_client);
+  j->src = std::move(*src_ep);
+  j->dst = std::move(*dst_ep);
+  j->budget = budget_;
   j->cfg = cfg_;
+  j->integrity = integrity_;
   {
     std::lock_guard lock(mu_);
     char id[32];
@@ -179,6 +218,7 @@ boost::system::result<job_snapshot, std::string> job_manager::create(const job_r
     j->snap.id = id;
     j->snap.name = req.name;
     j->snap.kind = req.kind;
+    j->snap.mode = req.mode;
     j->snap.source = src->to_string();
     j->snap.destination = dst->to_string();
     j->snap.created_at = std::chrono::system_clock::now();

@@ -5,13 +5,25 @@
 namespace ferry::sync {
 
 std::string location::to_string() const {
+  if (local) return path;
   std::string s = remote + ":" + bucket;
   if (!prefix.empty()) s += "/" + prefix;
   return s;
 }
 
 boost::system::result<location, std::string> parse_location(std::string_view text) {
-  const std::string hint = " (expected REMOTE:BUCKET[/PREFIX], e.g. backup:photos/2024)";
+  const std::string hint = " (expected REMOTE:BUCKET[/PREFIX], e.g. backup:photos/2024, or an absolute path)";
+  if (!text.empty() && text.front() == '/') {
+    if (text.find('\0') != std::string_view::npos) return ferry::util::failure("a path may not contain NUL");
+    location loc;
+    loc.local = true;
+    loc.path = std::string(text);
+    while (loc.path.size() > 1 && loc.path.back() == '/') loc.path.pop_back();
+    for (std::string_view seg : {"/../", "/./"})
+      if ((loc.path + "/").find(seg) != std::string::npos)
+        return ferry::util::failure("path '" + loc.path + "' must not contain '.' or '..' segments");
+    return loc;
+  }
   auto colon = text.find(':');
   if (colon == std::string_view::npos || colon == 0)
     return ferry::util::failure("'" + std::string(text) + "' names no remote" + hint);

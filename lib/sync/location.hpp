@@ -1,5 +1,6 @@
 #pragma once
-// Where a job reads or writes: "REMOTE:BUCKET[/PREFIX]" (an S3 remote named in the config).
+// Where a job reads or writes: "REMOTE:BUCKET[/PREFIX]" (an S3 remote named in the config) or an
+// absolute local directory path.
 #include <boost/system/result.hpp>
 
 #include <string>
@@ -8,6 +9,8 @@
 namespace ferry::sync {
 
 struct location {
+  bool local = false;
+  std::string path;  // local: absolute, without a trailing '/' (except "/")
   std::string remote;
   std::string bucket;
   std::string prefix;  // "" or ending in '/': "photos" and "photos/" both name the folder photos/

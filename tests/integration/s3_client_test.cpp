@@ -2,6 +2,7 @@
 // tests/support/s3rver_strict.js), over plain HTTP and over TLS with a CA made at test time.
 #include "s3/client.hpp"
 #include "support/io_runner.hpp"
+#include "support/pattern.hpp"
 #include "support/s3rver.hpp"
 #include "util/hash.hpp"
 
@@ -16,24 +17,13 @@ namespace ferry::s3 {
 namespace {
 
 using test::io_runner;
+using test::pattern;
 using test::s3rver;
 using test::s3rver_options;
 using namespace std::chrono_literals;
 
 std::string md5_hex(std::string_view data) { return util::to_hex(util::md5(data)); }
 
-// Deterministic bytes, different for each seed.
-std::string pattern(std::size_t n, std::uint32_t seed = 1) {
-  std::string s(n, '\0');
-  std::uint32_t x = 2463534242u ^ seed;
-  for (auto& c : s) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>(x);
-  }
-  return s;
-}
 
 remote_config remote_for(const s3rver& s, std::string secret = std::string(s3rver::secret_access_key)) {
   remote_config r;

@@ -33,7 +33,8 @@ process start(const std::filesystem::path& config, const std::filesystem::path& 
                                  .stderr_path = log});
 }
 
-std::filesystem::path write_config(const temp_dir& dir, const std::string& remotes, const std::string& log_level) {
+std::filesystem::path write_config(const temp_dir& dir, const std::string& remotes, const std::string& log_level,
+                                   const std::string& extra_config) {
   auto path = dir.path() / "ferryd.toml";
   std::ofstream out(path);
   out << "socket = \"" << (dir.path() / "run" / "ferryd.sock").string() << "\"\n"
@@ -41,15 +42,15 @@ std::filesystem::path write_config(const temp_dir& dir, const std::string& remot
       << "log_level = \"" << log_level << "\"\n"
       << "threads = 2\n"
       << "[retry]\nmax_attempts = 3\n\n"
-      << remotes;
+      << extra_config << (extra_config.empty() || extra_config.back() == '\n' ? "" : "\n") << remotes;
   return path;
 }
 
 }  // namespace
 
-ferryd::ferryd(const std::string& remotes, const std::string& log_level)
+ferryd::ferryd(const std::string& remotes, const std::string& log_level, const std::string& extra_config)
     : socket_(dir_.path() / "run" / "ferryd.sock"),
-      config_(write_config(dir_, remotes, log_level)),
+      config_(write_config(dir_, remotes, log_level, extra_config)),
       log_(dir_.path() / "ferryd.log"),
       proc_(start(config_, log_)) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);

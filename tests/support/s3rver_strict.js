@@ -17,6 +17,7 @@
 //   MD5(part MD5s)-N. AbortMultipartUpload works; parts of unknown uploads are NoSuchUpload.
 // - Truncated ListObjectsV2 works (s3rver's DES continuation tokens fail on OpenSSL 3).
 // - If-Match on GET/HEAD and x-amz-copy-source-if-match are honoured (412 PreconditionFailed).
+// - x-amz-copy-source is fully URL-decoded, as S3 does (s3rver's decodeURI missed %23, %2B, %3F...).
 //
 // Usage: node s3rver_strict.js -d DIR [-a ADDR] [-p PORT] [-s] [--key F --cert F] [--region R] [--extra-key ID:SECRET]
 //                              [--max-body-bytes N] [--min-part-size N]
@@ -351,6 +352,7 @@ function strict_middleware(region, max_body_bytes, store) {
     }
     if (ctx.method === 'DELETE' && 'uploadId' in ctx.query && (await abort_multipart_upload(ctx, store))) return;
     await check_preconditions(ctx, store);
+    normalize_copy_source(ctx);
     return next();
   };
 }
@@ -564,6 +566,17 @@ async function check_preconditions(ctx, store) {
       throw precondition_failed('x-amz-copy-source-If-Match');
     }
   }
+}
+
+// S3 URL-decodes x-amz-copy-source completely; s3rver uses decodeURI, which leaves %23 (#), %3F (?),
+// %2B (+), %3D (=), %26 (&)... encoded, so such keys were "NoSuchKey". Re-encoded with encodeURI
+// (after the signature check), s3rver's decodeURI yields the key S3 would.
+function normalize_copy_source(ctx) {
+  const source = ctx.req.headers['x-amz-copy-source'];
+  if (source === undefined) return;
+  const q = source.indexOf('?');
+  const path = q < 0 ? source : source.slice(0, q);
+  ctx.req.headers['x-amz-copy-source'] = encodeURI(uri_decode(path)) + (q < 0 ? '' : source.slice(q));
 }
 
 // DELETE /bucket/key?uploadId=ID, which s3rver does not route.

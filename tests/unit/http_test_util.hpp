@@ -8,6 +8,7 @@
 
 #include "http/client.hpp"
 #include "support/http_test_server.hpp"
+#include "support/pattern.hpp"
 
 namespace ferry::http::testing {
 
@@ -69,17 +70,7 @@ inline asio::awaitable<std::vector<fetched>> fetch_concurrently(std::shared_ptr<
 }
 
 // Deterministic bytes, so a streamed body can be checked byte for byte.
-inline std::string pattern(std::size_t n) {
-  std::string s(n, '\0');
-  std::uint32_t x = 2463534242u;
-  for (auto& c : s) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>(x);
-  }
-  return s;
-}
+inline std::string pattern(std::size_t n) { return ferry::test::pattern(n); }
 
 class HttpFixture : public ::testing::Test {
  protected:

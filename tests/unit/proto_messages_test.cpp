@@ -25,6 +25,8 @@ proto::job sample_job() {
   j.finished_at = std::nullopt;
   j.objects = {1000, 990, 7, 3};
   j.bytes = {std::uint64_t{1} << 40, 123456789};
+  j.copy_mode = "stream";
+  j.copy = {3, 4, 1};
   j.error = tricky;
   j.failures = {{"photos/" + tricky, "NoSuchKey: gone"}, {"k2", "BadDigest"}};
   return j;
@@ -50,6 +52,7 @@ TEST(ProtoMessages, JobWireFormatIsAsDocumented) {
             R"({"id":"j-000001","name":"","kind":"copy","source":"a:b","destination":"c:d/e","state":"queued",)"
             R"("created_at":"2024-01-02T03:04:05Z","started_at":null,"finished_at":null,)"
             R"("objects":{"total":0,"done":0,"failed":0,"skipped":0},"bytes":{"total":0,"done":0},)"
+            R"("copy_mode":"auto","copy":{"server_side":0,"streamed":0,"fallbacks":0},)"
             R"("error":null,"failures":[]})");
 }
 
@@ -79,13 +82,19 @@ TEST(ProtoMessages, DaemonStatusRoundTrips) {
 }
 
 TEST(ProtoMessages, ParamsRoundTrip) {
-  proto::job_create_params c{"copy", "src:b/p", "/dst", "my job"};
+  proto::job_create_params c{"copy", "src:b/p", "/dst", "my job", "stream"};
   auto c2 = proto::parse_job_create_params(proto::to_json(c));
   ASSERT_TRUE(c2) << c2.error().message;
   EXPECT_EQ(*c2, c);
   c.name.reset();
+  c.copy_mode.reset();
   EXPECT_EQ(proto::to_json(c), R"({"kind":"copy","source":"src:b/p","destination":"/dst"})");
   EXPECT_EQ(*proto::parse_job_create_params(proto::to_json(c)), c);
+
+  auto bad_mode = proto::parse_job_create_params(R"({"kind":"copy","source":"a:b","destination":"c:d","copy_mode":"fast"})");
+  ASSERT_FALSE(bad_mode);
+  EXPECT_EQ(bad_mode.error().code, proto::code::invalid_params);
+  EXPECT_NE(bad_mode.error().message.find("unknown copy mode 'fast'"), std::string::npos) << bad_mode.error().message;
 
   proto::job_get_params g{"j-000001"};
   EXPECT_EQ(*proto::parse_job_get_params(proto::to_json(g)), g);

@@ -24,7 +24,7 @@ TEST(Location, BucketAloneHasAnEmptyPrefix) {
 }
 
 TEST(Location, MistakesAreExplained) {
-  auto no_remote = parse_location("/just/a/path");
+  auto no_remote = parse_location("relative/path");
   ASSERT_FALSE(no_remote);
   EXPECT_NE(no_remote.error().find("REMOTE:BUCKET"), std::string::npos);
   EXPECT_FALSE(parse_location("r:"));
@@ -34,6 +34,16 @@ TEST(Location, MistakesAreExplained) {
   EXPECT_NE(upper.error().find("a-z"), std::string::npos);
   EXPECT_FALSE(parse_location("r:ab"));  // too short for S3
   EXPECT_FALSE(parse_location("bad remote:bucket"));
+}
+
+TEST(Location, AnAbsolutePathIsALocalDirectory) {
+  auto l = parse_location("/srv/data/");
+  ASSERT_TRUE(l) << l.error();
+  EXPECT_TRUE(l->local);
+  EXPECT_EQ(l->path, "/srv/data");
+  EXPECT_EQ(l->to_string(), "/srv/data");
+  EXPECT_FALSE(parse_location("/srv/../etc"));
+  EXPECT_FALSE(parse_location("/srv/./x"));
 }
 
 }  // namespace

@@ -1,0 +1,63 @@
+#pragma once
+// Copies one object from a source endpoint to a destination endpoint and proves it arrived
+// intact. Chooses, per object: a server-side copy (same S3 service and credentials), a streamed
+// single-part copy, or a multipart copy with parts in parallel; hashes every byte that passes
+// through (MD5, CRC32C) and reaches a verdict. See DESIGN.md "Integrity, precisely".
+// One attempt per call: retrying the object is the job's decision.
+#include "store/endpoint.hpp"
+#include "transfer/budget.hpp"
+#include "transfer/integrity.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ferry::transfer {
+
+namespace asio = boost::asio;
+
+// auto: server-side where possible, streaming where the server refuses; server: server-side or
+// fail; stream: always through ferry.
+enum class copy_mode { automatic, server, stream };
+std::optional<copy_mode> parse_copy_mode(std::string_view s);  // "auto" | "server" | "stream"
+std::string_view to_string(copy_mode m);
+
+struct transfer_config {
+  std::uint64_t multipart_threshold = 64ull << 20;  // objects this large or larger go in parts
+  std::uint64_t part_size = 8ull << 20;             // grown when an object would need > 10,000 parts
+  int part_concurrency = 4;                          // parts of one object in flight
+};
+
+struct copy_outcome {
+  integrity_record record;     // always filled; record.result says what happened
+  bool retryable = false;      // worth another attempt (transport, throttling, mismatch, source changed)
+  bool server_side = false;    // the server copied the bytes
+  bool fell_back = false;      // a server-side copy was refused and the object was streamed instead
+  std::string refusal;         // the server's refusal, when fell_back
+  std::uint64_t bytes = 0;     // bytes that moved through ferry
+
+  bool verified() const { return record.result == verdict::verified; }
+};
+
+struct copy_context {
+  store::endpoint& source;
+  store::endpoint& destination;
+  byte_budget& budget;
+  const transfer_config& config;
+  copy_mode mode = copy_mode::automatic;
+};
+
+// Copies `object` (as listed or stat'ed at the source) to the same key at the destination.
+asio::awaitable<copy_outcome> copy_object(const copy_context& ctx, const store::object_info& object);
+
+// At least `configured` (and S3's 5 MiB), large enough for at most 10,000 parts, at most 5 GiB.
+std::uint64_t part_size_for(std::uint64_t object_size, std::uint64_t configured);
+// True for a 32-hex-digit ETag: the MD5 of a single-part, non-KMS object.
+bool etag_is_md5(std::string_view etag);
+// Same endpoint, region and access key: a server-side copy between them is possible.
+bool same_service(const store::s3_target& a, const store::s3_target& b);
+
+}  // namespace ferry::transfer
