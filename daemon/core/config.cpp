@@ -136,7 +136,7 @@ daemon_config parse(const toml::table& root, std::string_view source) {
   if (const auto* tr = root.get_as<toml::table>("transfer")) {
     reject_unknown(*tr,
                    {"object_concurrency", "object_attempts", "multipart_threshold", "part_size", "part_concurrency",
-                    "memory_budget"},
+                    "memory_budget", "sha256"},
                    source, "transfer");
     c.engine.object_concurrency = static_cast<int>(int_in(*tr, "object_concurrency", 16, 1, 4096, source));
     c.engine.object_attempts = static_cast<int>(int_in(*tr, "object_attempts", 3, 1, 100, source));
@@ -144,6 +144,7 @@ daemon_config parse(const toml::table& root, std::string_view source) {
     t.multipart_threshold = size_in(*tr, "multipart_threshold", t.multipart_threshold, 5ull << 20, 5ull << 30, source);
     t.part_size = size_in(*tr, "part_size", t.part_size, 5ull << 20, 5ull << 30, source);
     t.part_concurrency = static_cast<int>(int_in(*tr, "part_concurrency", t.part_concurrency, 1, 256, source));
+    t.sha256 = get_or<bool>(*tr, "sha256", t.sha256, source);
     c.engine.memory_budget = size_in(*tr, "memory_budget", c.engine.memory_budget, 16ull << 20, 1ull << 40, source);
   }
   if (const auto* rt = root.get_as<toml::table>("retry")) {

@@ -85,13 +85,16 @@ bool is_refusal(const store::error& e) {
 // Feeds a reader's bytes to an upload while hashing them: the upload pulls, so both sockets
 // apply backpressure to each other and nothing is buffered beyond one chunk.
 struct hashing_pump {
-  hashing_pump(store::object_reader& r, std::uint64_t n) : in(r), size(n) {}
+  hashing_pump(store::object_reader& r, std::uint64_t n, bool with_sha256) : in(r), size(n) {
+    if (with_sha256) sha.emplace();
+  }
 
   store::object_reader& in;
   std::uint64_t size;
   std::uint64_t done = 0;
   util::md5_hasher md5;
   util::crc32c_hasher crc;
+  std::optional<util::sha256_hasher> sha;
   std::optional<store::error> read_error;
 
   http::body_source source() {
@@ -111,6 +114,7 @@ struct hashing_pump {
       }
       md5.update(std::string_view(buf.data(), *n));
       crc.update(std::string_view(buf.data(), *n));
+      if (sha) sha->update(std::string_view(buf.data(), *n));
       done += *n;
       co_return *n;
     };
@@ -206,7 +210,7 @@ asio::awaitable<copy_outcome> stream_local_single(const copy_context& ctx, const
 
   auto second = co_await ctx.source.read(obj.key, std::nullopt, "");
   if (!second) co_return fail(std::move(out), "reading the source", second.error());
-  hashing_pump pump(**second, info.size);
+  hashing_pump pump(**second, info.size, ctx.config.sha256);
   auto opts = write_options_from((*second)->info(), obj);
   opts.content_md5 = md5_base64_of_hex(md5_hex);
   http::body_source body = pump.source();  // named: GCC 12 mis-destroys temporaries passed to coroutines
@@ -215,6 +219,7 @@ asio::awaitable<copy_outcome> stream_local_single(const copy_context& ctx, const
   out.record.size = info.size;
   out.record.md5 = util::to_hex(pump.md5.finish());
   out.record.crc32c = pump.crc.value();
+  if (pump.sha) out.record.sha256 = util::to_hex(pump.sha->finish());
   if (pump.read_error) co_return fail(std::move(out), "reading the source", *pump.read_error);
   if (!written) co_return fail(std::move(out), "writing the destination", written.error());
   if (out.record.md5 != md5_hex)
@@ -234,7 +239,7 @@ asio::awaitable<copy_outcome> stream_s3_single(const copy_context& ctx, const st
   const auto& info = (*in)->info();
   if (info.size != obj.size || (!obj.etag.empty() && lower(info.etag) != lower(obj.etag)))
     co_return fail(std::move(out), "source changed since it was listed", true);
-  hashing_pump pump(**in, info.size);
+  hashing_pump pump(**in, info.size, ctx.config.sha256);
   auto opts = write_options_from(info, obj);
   opts.content_md5 = md5_base64_of_hex(obj.etag);
   http::body_source body = pump.source();  // named: GCC 12 mis-destroys temporaries passed to coroutines
@@ -242,6 +247,7 @@ asio::awaitable<copy_outcome> stream_s3_single(const copy_context& ctx, const st
   out.bytes = pump.done;
   out.record.md5 = util::to_hex(pump.md5.finish());
   out.record.crc32c = pump.crc.value();
+  if (pump.sha) out.record.sha256 = util::to_hex(pump.sha->finish());
   if (pump.read_error) co_return fail(std::move(out), "reading the source", *pump.read_error);
   if (!written) co_return fail(std::move(out), "writing the destination", written.error());
   if (out.record.md5 != lower(obj.etag))
@@ -267,6 +273,7 @@ asio::awaitable<copy_outcome> staged_single(const copy_context& ctx, const store
   const auto digest = util::md5(*data);
   out.record.md5 = util::to_hex(digest);
   out.record.crc32c = util::crc32c(*data);
+  if (ctx.config.sha256) out.record.sha256 = util::to_hex(util::sha256(*data));
   out.bytes = data->size();
   auto opts = write_options_from(info, obj);
   opts.content_md5 = util::base64_encode(digest);
@@ -288,6 +295,7 @@ struct multipart_state {
   int next_to_hash = 0;   // the part the whole-object hasher waits for
   util::md5_hasher whole_md5;
   util::crc32c_hasher whole_crc;
+  std::optional<util::sha256_hasher> whole_sha;
   std::map<int, asio::steady_timer*> waiting_turn;
   std::vector<s3::part_info> done;
   std::vector<util::md5_digest> part_md5;
@@ -341,6 +349,7 @@ asio::awaitable<void> multipart_worker(const copy_context& ctx, const store::obj
     if (st.failure) co_return;
     st.whole_md5.update(std::string_view(*data));
     st.whole_crc.update(std::string_view(*data));
+    if (st.whole_sha) st.whole_sha->update(std::string_view(*data));
     ++st.next_to_hash;
     st.wake(st.next_to_hash);
 
@@ -374,6 +383,7 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
   st.parts = static_cast<int>((obj.size + st.part_size - 1) / st.part_size);
   st.done.resize(static_cast<std::size_t>(st.parts));
   st.part_md5.resize(static_cast<std::size_t>(st.parts));
+  if (ctx.config.sha256) st.whole_sha.emplace();
 
   auto writer = co_await ctx.destination.begin_multipart(obj.key, write_options_from(*head, obj));
   if (!writer) co_return fail(std::move(out), "starting the multipart upload", writer.error());
@@ -395,6 +405,7 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
   out.bytes = st.bytes;
   out.record.md5 = util::to_hex(st.whole_md5.finish());
   out.record.crc32c = st.whole_crc.value();
+  if (st.whole_sha) out.record.sha256 = util::to_hex(st.whole_sha->finish());
   if (st.failure) {
     (void)co_await (*writer)->abort();
     auto f = std::move(*st.failure);

@@ -29,6 +29,7 @@ struct transfer_config {
   std::uint64_t multipart_threshold = 64ull << 20;  // objects this large or larger go in parts
   std::uint64_t part_size = 8ull << 20;             // grown when an object would need > 10,000 parts
   int part_concurrency = 4;                          // parts of one object in flight
+  bool sha256 = false;  // also hash every streamed byte with SHA-256 (recorded; costs CPU)
 };
 
 struct copy_outcome {

@@ -14,6 +14,7 @@ struct integrity_record {
   std::uint64_t size = 0;
   std::string md5;     // hex, of the bytes that passed through ferry ("" for a server-side copy)
   std::uint32_t crc32c = 0;
+  std::string sha256;  // hex, when transfer_config::sha256 is on
   std::string source_etag, destination_etag;
   // How the verdict was reached, e.g. "etag=md5" (destination ETag equals the MD5 of the bytes
   // sent, which equals the source's MD5 ETag), "multipart-etag" (MD5 of part MD5s + "-N"),

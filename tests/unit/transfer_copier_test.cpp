@@ -270,6 +270,21 @@ TEST_F(CopierTest, ServerModeWithoutASharedServiceFailsClearly) {
   EXPECT_NE(out.record.error.find("same S3 service"), std::string::npos);
 }
 
+TEST_F(CopierTest, Sha256IsRecordedWhenAskedForStreamedAndMultipart) {
+  cfg_.sha256 = true;
+  const auto small = pattern(70'000, 8), big = pattern((5u << 20) * 2 + 1, 9);
+  src_.put("small", small);
+  src_.put("big", big);
+  auto a = copy("small");
+  ASSERT_TRUE(a.verified()) << a.record.error;
+  EXPECT_EQ(a.record.sha256, util::to_hex(util::sha256(small)));
+  auto b = copy("big");
+  ASSERT_TRUE(b.verified()) << b.record.error;
+  EXPECT_EQ(b.record.sha256, util::to_hex(util::sha256(big)));
+  cfg_.sha256 = false;
+  EXPECT_TRUE(copy("small").record.sha256.empty());
+}
+
 TEST(PartSize, StaysWithinS3Limits) {
   constexpr std::uint64_t mib = 1 << 20;
   EXPECT_EQ(part_size_for(100 * mib, 8 * mib), 8 * mib);
