@@ -3,5 +3,5 @@
 #include <boost/asio/impl/src.hpp>
 #include <boost/asio/ssl/impl/src.hpp>
 #include <boost/beast/src.hpp>
-#include <boost/url/src.hpp>
 #include <boost/json/src.hpp>
+#include <boost/url/src.hpp>

@@ -106,7 +106,7 @@ struct job {
   std::optional<timestamp> finished_at;
   object_counts objects;
   byte_counts bytes;
-  std::string copy_mode = "auto";     // as given to job.create
+  std::string copy_mode = "auto";  // as given to job.create
   copy_counts copy;
   std::optional<std::string> error;   // why the job as a whole failed
   std::vector<job_failure> failures;  // the first failed objects (at most max_failures_listed)

@@ -101,8 +101,7 @@ s3::remote_config parse_remote(const std::string& name, const toml::table& t, st
   r.credentials.source = get_or<std::string>(t, "credentials", "", source);
   const bool static_keys = !r.credentials.access_key_id.empty() || !r.credentials.secret_access_key.empty();
   if (static_keys && !r.credentials.source.empty())
-    throw config_error{where(source, t) + ": [remotes." + name +
-                       "] has both static keys and 'credentials'; keep one"};
+    throw config_error{where(source, t) + ": [remotes." + name + "] has both static keys and 'credentials'; keep one"};
   if (!static_keys && r.credentials.source.empty())
     throw config_error{where(source, t) + ": [remotes." + name +
                        "] needs access_key_id + secret_access_key, or credentials = \"env\" | \"profile:NAME\" | "
@@ -122,8 +121,9 @@ daemon_config parse(const toml::table& root, std::string_view source) {
   c.threads = static_cast<unsigned>(int_in(root, "threads", 0, 0, 1024, source));
   c.log_level = get_or<std::string>(root, "log_level", c.log_level, source);
   if (!util::valid_log_level(c.log_level))
-    throw config_error{where(source, *root.get("log_level")) + ": log_level must be one of trace, debug, info, warn, "
-                                                               "error, critical, off"};
+    throw config_error{where(source, *root.get("log_level")) +
+                       ": log_level must be one of trace, debug, info, warn, "
+                       "error, critical, off"};
   if (const auto* h = root.get_as<toml::table>("http")) {
     reject_unknown(*h, {"connect_timeout", "tls_timeout", "first_byte_timeout", "idle_timeout", "keepalive"}, source,
                    "http");
@@ -174,7 +174,8 @@ boost::system::result<daemon_config, std::string> parse_config(std::string_view 
     auto root = toml::parse(text, source);
     return parse(root, source);
   } catch (const toml::parse_error& e) {
-    return util::failure(std::string(source) + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+    return util::failure(std::string(source) + ":" + std::to_string(e.source().begin.line) + ": " +
+                         std::string(e.description()));
   } catch (const config_error& e) {
     return util::failure(e.text);
   }

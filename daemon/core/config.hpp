@@ -18,9 +18,9 @@ struct daemon_config {
   std::string state_dir = "/var/lib/ferry";
   unsigned threads = 0;  // io threads; 0 = one per core
   std::string log_level = "info";
-  http::timeouts timeouts;       // [http]
-  sync::engine_config engine;    // [transfer]
-  s3::retry_config retry;        // [retry]
+  http::timeouts timeouts;                           // [http]
+  sync::engine_config engine;                        // [transfer]
+  s3::retry_config retry;                            // [retry]
   std::map<std::string, s3::remote_config> remotes;  // [remotes.NAME]
 };
 

@@ -6,12 +6,12 @@
 #include "store/blocking.hpp"
 #include "sync/job_manager.hpp"
 
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
 
 #include <unistd.h>
 
@@ -25,11 +25,16 @@ namespace {
 
 proto::job_state to_proto(sync::job_state s) {
   switch (s) {
-    case sync::job_state::queued: return proto::job_state::queued;
-    case sync::job_state::running: return proto::job_state::running;
-    case sync::job_state::succeeded: return proto::job_state::succeeded;
-    case sync::job_state::failed: return proto::job_state::failed;
-    case sync::job_state::cancelled: return proto::job_state::cancelled;
+    case sync::job_state::queued:
+      return proto::job_state::queued;
+    case sync::job_state::running:
+      return proto::job_state::running;
+    case sync::job_state::succeeded:
+      return proto::job_state::succeeded;
+    case sync::job_state::failed:
+      return proto::job_state::failed;
+    case sync::job_state::cancelled:
+      return proto::job_state::cancelled;
   }
   return proto::job_state::failed;
 }
@@ -85,7 +90,8 @@ struct service::impl {
       : cfg(std::move(c)),
         threads(cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency())),
         io(static_cast<int>(threads)),
-        jobs(io.get_executor(), [this](std::string_view name) { return remote(name); }, cfg.engine, blocking),
+        jobs(
+            io.get_executor(), [this](std::string_view name) { return remote(name); }, cfg.engine, blocking),
         server(io.get_executor(), control_config()) {
     const auto env = s3::process_env();
     for (const auto& [name, r] : cfg.remotes) {
@@ -111,28 +117,29 @@ struct service::impl {
   }
 
   void register_methods() {
-    server.add_method(std::string(proto::method::job_create),
-                      [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
-                        auto p = proto::parse_job_create_params(req.params);
-                        if (!p) co_return p.error();
-                        sync::job_request jr{p->kind, p->source, p->destination, p->name.value_or(""),
-                                             transfer::parse_copy_mode(p->copy_mode.value_or("auto"))
-                                                 .value_or(transfer::copy_mode::automatic)};
-                        auto created = jobs.create(jr);
-                        // The kind was checked by the params parser; what is left is where.
-                        if (!created) co_return proto::error{proto::code::bad_location, created.error()};
-                        co_return proto::to_json(to_proto(*created));
-                      });
-    server.add_method(std::string(proto::method::job_get),
-                      [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
-                        auto p = proto::parse_job_get_params(req.params);
-                        if (!p) co_return p.error();
-                        auto j = jobs.get(p->id);
-                        if (!j)
-                          co_return proto::error{proto::code::job_not_found,
-                                                 "no job '" + p->id + "' (list them: ferryctl jobs)"};
-                        co_return proto::to_json(to_proto(*j));
-                      });
+    server.add_method(
+        std::string(proto::method::job_create),
+        [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
+          auto p = proto::parse_job_create_params(req.params);
+          if (!p) co_return p.error();
+          sync::job_request jr{
+              p->kind, p->source, p->destination, p->name.value_or(""),
+              transfer::parse_copy_mode(p->copy_mode.value_or("auto")).value_or(transfer::copy_mode::automatic)};
+          auto created = jobs.create(jr);
+          // The kind was checked by the params parser; what is left is where.
+          if (!created) co_return proto::error{proto::code::bad_location, created.error()};
+          co_return proto::to_json(to_proto(*created));
+        });
+    server.add_method(
+        std::string(proto::method::job_get),
+        [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
+          auto p = proto::parse_job_get_params(req.params);
+          if (!p) co_return p.error();
+          auto j = jobs.get(p->id);
+          if (!j)
+            co_return proto::error{proto::code::job_not_found, "no job '" + p->id + "' (list them: ferryctl jobs)"};
+          co_return proto::to_json(to_proto(*j));
+        });
     server.add_method(std::string(proto::method::job_list),
                       [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
                         auto p = proto::parse_job_list_params(req.params);
@@ -158,11 +165,21 @@ struct service::impl {
     for (const auto& s : jobs.list()) {
       ++st.jobs.total;
       switch (s.state) {
-        case sync::job_state::queued: ++st.jobs.queued; break;
-        case sync::job_state::running: ++st.jobs.running; break;
-        case sync::job_state::succeeded: ++st.jobs.succeeded; break;
-        case sync::job_state::failed: ++st.jobs.failed; break;
-        case sync::job_state::cancelled: ++st.jobs.cancelled; break;
+        case sync::job_state::queued:
+          ++st.jobs.queued;
+          break;
+        case sync::job_state::running:
+          ++st.jobs.running;
+          break;
+        case sync::job_state::succeeded:
+          ++st.jobs.succeeded;
+          break;
+        case sync::job_state::failed:
+          ++st.jobs.failed;
+          break;
+        case sync::job_state::cancelled:
+          ++st.jobs.cancelled;
+          break;
       }
     }
     for (const auto& [name, r] : remotes) st.remotes.push_back(name);

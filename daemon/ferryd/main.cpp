@@ -4,8 +4,8 @@
 #include "util/hash.hpp"
 #include "util/log.hpp"
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <exception>

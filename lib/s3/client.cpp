@@ -5,11 +5,11 @@
 #include "s3/xml.hpp"
 #include "util/hash.hpp"
 
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/as_tuple.hpp>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstring>
@@ -104,7 +104,9 @@ std::string copy_source(std::string_view bucket, std::string_view key) {
 }  // namespace
 
 client::client(std::shared_ptr<http::client> http, remote_config cfg, credentials creds, clock_fn clock)
-    : http_(std::move(http)), cfg_(std::move(cfg)), creds_(std::move(creds)),
+    : http_(std::move(http)),
+      cfg_(std::move(cfg)),
+      creds_(std::move(creds)),
       quota_(std::make_shared<retry_quota>(cfg_.retry)),
       clock_(clock ? std::move(clock) : clock_fn([] { return std::chrono::system_clock::now(); })) {
   auto o = http::parse_origin(cfg_.endpoint);
@@ -141,7 +143,8 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
   if (streamed || where.tls())
     payload_hash = std::string(unsigned_payload);  // TLS protects the body; Content-MD5 checks it
   else
-    payload_hash = util::to_hex(util::sha256(c.payload.bytes ? std::string_view(*c.payload.bytes) : std::string_view()));
+    payload_hash =
+        util::to_hex(util::sha256(c.payload.bytes ? std::string_view(*c.payload.bytes) : std::string_view()));
 
   auto ex = co_await asio::this_coro::executor;
   for (int attempt = 1;; ++attempt) {
@@ -166,8 +169,7 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
       req.content_length = c.payload.bytes->size();
     }
     req.idempotent = true;  // every S3 call ferry makes may be repeated safely
-    sign_params sp{creds_, cfg_.region, "s3",
-                   clock_() + std::chrono::milliseconds(clock_offset_ms_.load())};
+    sign_params sp{creds_, cfg_.region, "s3", clock_() + std::chrono::milliseconds(clock_offset_ms_.load())};
     sign_request(req, where.host_header(), payload_hash, sp);
     ++stats_.requests;
 
@@ -190,20 +192,18 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
     if (is_throttling(err)) ++stats_.throttled;
     if (is_clock_skew(err) && !err.server_date.empty()) {
       // Re-signing with the server's clock is what makes the retry succeed.
-      if (auto off = clock_offset_from_date(err.server_date, clock_()))
-        clock_offset_ms_.store(off->count());
+      if (auto off = clock_offset_from_date(err.server_date, clock_())) clock_offset_ms_.store(off->count());
     }
     if (streamed) co_return err;  // the body cannot be replayed; the caller retries the transfer
     auto decision = decide_retry(cfg_.retry, *quota_, err, attempt);
     if (!decision.retry) {
-      if (err.retryable && attempt > 1) err.message += " (after " + std::to_string(attempt) + " attempts; " +
-                                                      std::string(decision.reason) + ")";
+      if (err.retryable && attempt > 1)
+        err.message += " (after " + std::to_string(attempt) + " attempts; " + std::string(decision.reason) + ")";
       co_return err;
     }
     ++stats_.retries;
     auto delay = decision.delay;
-    spdlog::debug("s3 {} {}/{}: {}; retry {} in {} ms", c.op, c.bucket, c.key, err.to_string(), attempt,
-                  delay.count());
+    spdlog::debug("s3 {} {}/{}: {}; retry {} in {} ms", c.op, c.bucket, c.key, err.to_string(), attempt, delay.count());
     asio::steady_timer timer(ex, delay);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }

@@ -12,8 +12,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -104,8 +104,7 @@ class client {
 
   asio::awaitable<result<list_page>> list_objects_v2(std::string_view bucket, const list_params& p);
   asio::awaitable<result<object_head>> head_object(std::string_view bucket, std::string_view key);
-  asio::awaitable<result<object_stream>> get_object(std::string_view bucket, std::string_view key,
-                                                    const get_params& p);
+  asio::awaitable<result<object_stream>> get_object(std::string_view bucket, std::string_view key, const get_params& p);
   asio::awaitable<result<put_result>> put_object(std::string_view bucket, std::string_view key, body b,
                                                  const put_params& p);
   asio::awaitable<result<copy_result>> copy_object(std::string_view src_bucket, std::string_view src_key,

@@ -14,15 +14,15 @@ struct error {
   // C++20, which makes result<std::size_t, error> ambiguous to build from a count.
   error() = default;
 
-  unsigned http_status = 0;          // 0 when no response arrived (see transport)
-  std::string code;                  // S3's <Code>, e.g. "NoSuchKey"; or a ferry code for local failures
-  std::string message;               // S3's <Message> or a description
-  std::string request_id;            // x-amz-request-id / <RequestId>
+  unsigned http_status = 0;             // 0 when no response arrived (see transport)
+  std::string code;                     // S3's <Code>, e.g. "NoSuchKey"; or a ferry code for local failures
+  std::string message;                  // S3's <Message> or a description
+  std::string request_id;               // x-amz-request-id / <RequestId>
   boost::system::error_code transport;  // connect/TLS/timeout/reset errors
   bool retryable = false;
-  std::string server_date;           // the response's Date header, for clock-skew correction
+  std::string server_date;  // the response's Date header, for clock-skew correction
 
-  std::string to_string() const;     // one line for logs and job failures; never contains secrets
+  std::string to_string() const;  // one line for logs and job failures; never contains secrets
 };
 
 template <class T>

@@ -9,7 +9,7 @@
 namespace ferry::s3 {
 
 struct object_summary {
-  std::string key;            // decoded (encoding-type=url undone)
+  std::string key;  // decoded (encoding-type=url undone)
   std::uint64_t size = 0;
   std::string etag;           // without quotes
   std::string last_modified;  // ISO 8601 as sent
@@ -64,8 +64,7 @@ struct delete_result {
 
 // Metadata that travels with an object: the standard headers ferry preserves, and x-amz-meta-*.
 struct object_metadata {
-  std::string content_type, content_encoding, content_disposition, content_language, cache_control,
-      expires;
+  std::string content_type, content_encoding, content_disposition, content_language, cache_control, expires;
   std::map<std::string, std::string> user;  // x-amz-meta-NAME -> value, NAME lower-case
 };
 

@@ -3,6 +3,7 @@
 #include "store/local_endpoint.hpp"
 #include "store/s3_endpoint.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,7 +11,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
 
 #include <cstdio>
 
@@ -18,11 +18,16 @@ namespace ferry::sync {
 
 std::string_view to_string(job_state s) {
   switch (s) {
-    case job_state::queued: return "queued";
-    case job_state::running: return "running";
-    case job_state::succeeded: return "succeeded";
-    case job_state::failed: return "failed";
-    case job_state::cancelled: return "cancelled";
+    case job_state::queued:
+      return "queued";
+    case job_state::running:
+      return "running";
+    case job_state::succeeded:
+      return "succeeded";
+    case job_state::failed:
+      return "failed";
+    case job_state::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -97,13 +102,12 @@ asio::awaitable<void> copy_one(job& j, store::object_info obj) {
     auto out = co_await transfer::copy_object(ctx, obj);
     if (out.fell_back && !j.fallback_logged) {
       j.fallback_logged = true;  // once per job; the count is in the job's copy.fallbacks
-      spdlog::info("job {}: server-side copy refused ({}); falling back to streaming for such objects",
-                   j.snap.id, out.refusal);
+      spdlog::info("job {}: server-side copy refused ({}); falling back to streaming for such objects", j.snap.id,
+                   out.refusal);
     }
     spdlog::debug("job {}: {} {} {} ({} bytes, md5 {}, method {}){}{}", j.snap.id, obj.key,
-                  transfer::to_string(out.record.result), out.server_side ? "server-side" : "streamed",
-                  out.record.size, out.record.md5, out.record.method, out.record.error.empty() ? "" : ": ",
-                  out.record.error);
+                  transfer::to_string(out.record.result), out.server_side ? "server-side" : "streamed", out.record.size,
+                  out.record.md5, out.record.method, out.record.error.empty() ? "" : ": ", out.record.error);
     if (out.verified()) {
       if (j.integrity) j.integrity->record(out.record);
       j.object_done(out);
@@ -111,8 +115,8 @@ asio::awaitable<void> copy_one(job& j, store::object_info obj) {
     }
     if (!out.retryable || attempt >= j.cfg.object_attempts) {
       if (j.integrity) j.integrity->record(out.record);
-      j.object_failed(obj.key, out.record.error + (attempt > 1 ? " (after " + std::to_string(attempt) + " attempts)"
-                                                                 : std::string()));
+      j.object_failed(obj.key, out.record.error +
+                                   (attempt > 1 ? " (after " + std::to_string(attempt) + " attempts)" : std::string()));
       co_return;
     }
     // Each request was already retried with backoff; this retries the whole object (a
@@ -133,8 +137,8 @@ asio::awaitable<void> copy_page(job& j, const std::vector<store::object_info>& o
   auto worker = [&]() -> asio::awaitable<void> {
     while (next < objects.size()) co_await copy_one(j, objects[next++]);
   };
-  const auto workers = std::min<std::size_t>(static_cast<std::size_t>(std::max(1, j.cfg.object_concurrency)),
-                                              objects.size());
+  const auto workers =
+      std::min<std::size_t>(static_cast<std::size_t>(std::max(1, j.cfg.object_concurrency)), objects.size());
   for (std::size_t i = 0; i < workers; ++i) {
     ++running;
     asio::co_spawn(ex, worker(), [&](std::exception_ptr e) {
@@ -181,13 +185,13 @@ job_manager::job_manager(asio::any_io_executor ex, remote_lookup remotes, engine
 job_manager::~job_manager() = default;
 
 boost::system::result<std::unique_ptr<store::endpoint>, std::string> job_manager::open(const location& loc,
-                                                                                     std::string_view role) {
+                                                                                       std::string_view role) {
   using R = boost::system::result<std::unique_ptr<store::endpoint>, std::string>;
   if (loc.local) return R(store::make_local_endpoint(loc.path, blocking_, store::local_options{}));
   auto client = remotes_(loc.remote);
   if (!client)
-    return R(boost::system::in_place_error, std::string(role) + ": no remote named '" + loc.remote +
-                                                "' in the config (see: ferryctl status)");
+    return R(boost::system::in_place_error,
+             std::string(role) + ": no remote named '" + loc.remote + "' in the config (see: ferryctl status)");
   return R(store::make_s3_endpoint(std::move(client), loc.bucket, loc.prefix));
 }
 

@@ -48,8 +48,8 @@ struct job_snapshot {
   std::uint64_t objects_total = 0, objects_done = 0, objects_failed = 0, objects_skipped = 0;
   std::uint64_t bytes_total = 0, bytes_done = 0;
   std::uint64_t server_side = 0, streamed = 0, fallbacks = 0;  // how objects were copied
-  std::string error;                     // job-level failure (listing failed, unknown remote...)
-  std::vector<object_failure> failures;  // the first engine_config::max_reported_failures
+  std::string error;                                           // job-level failure (listing failed, unknown remote...)
+  std::vector<object_failure> failures;                        // the first engine_config::max_reported_failures
 };
 
 struct job_request {

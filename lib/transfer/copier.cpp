@@ -78,8 +78,7 @@ copy_outcome fail(copy_outcome o, std::string_view what, const store::error& e) 
 
 // A server answer that means "not here, not this way": stream instead (auto mode).
 bool is_refusal(const store::error& e) {
-  return e.code == "NotImplemented" || e.code == "AccessDenied" || e.code == "InvalidRequest" ||
-         e.http_status == 501;
+  return e.code == "NotImplemented" || e.code == "AccessDenied" || e.code == "InvalidRequest" || e.http_status == 501;
 }
 
 // Feeds a reader's bytes to an upload while hashing them: the upload pulls, so both sockets
@@ -107,8 +106,8 @@ struct hashing_pump {
         co_return http::error_code(asio::error::connection_aborted);
       }
       if (*n == 0) {
-        read_error = s3::local_error("SourceTruncated", "source ended after " + std::to_string(done) + " of " +
-                                                            std::to_string(size) + " bytes");
+        read_error = s3::local_error(
+            "SourceTruncated", "source ended after " + std::to_string(done) + " of " + std::to_string(size) + " bytes");
         read_error->retryable = true;
         co_return http::error_code(asio::error::eof);
       }
@@ -171,9 +170,10 @@ asio::awaitable<copy_outcome> judge_single(const copy_context& ctx, copy_outcome
     auto st = co_await ctx.destination.stat(out.record.key);
     if (!st) co_return fail(std::move(out), "checking the destination", st.error());
     if (st->size != out.record.size)
-      co_return fail(std::move(out), "destination holds " + std::to_string(st->size) + " bytes, expected " +
-                                         std::to_string(out.record.size),
-                     true, verdict::mismatch);
+      co_return fail(
+          std::move(out),
+          "destination holds " + std::to_string(st->size) + " bytes, expected " + std::to_string(out.record.size), true,
+          verdict::mismatch);
     out.record.method = "content-md5+size";
   }
   out.record.result = verdict::verified;
@@ -251,9 +251,9 @@ asio::awaitable<copy_outcome> stream_s3_single(const copy_context& ctx, const st
   if (pump.read_error) co_return fail(std::move(out), "reading the source", *pump.read_error);
   if (!written) co_return fail(std::move(out), "writing the destination", written.error());
   if (out.record.md5 != lower(obj.etag))
-    co_return fail(std::move(out), "bytes read do not match the source ETag (read " + out.record.md5 + ", ETag " +
-                                       obj.etag + ")",
-                   true, verdict::mismatch);
+    co_return fail(std::move(out),
+                   "bytes read do not match the source ETag (read " + out.record.md5 + ", ETag " + obj.etag + ")", true,
+                   verdict::mismatch);
   const std::string sent_md5 = out.record.md5;
   co_return co_await judge_single(ctx, std::move(out), sent_md5, *written);
 }
@@ -291,8 +291,8 @@ asio::awaitable<copy_outcome> staged_single(const copy_context& ctx, const store
 struct multipart_state {
   std::uint64_t size = 0, part_size = 0;
   int parts = 0;
-  int next_part = 0;      // the next part a worker takes
-  int next_to_hash = 0;   // the part the whole-object hasher waits for
+  int next_part = 0;     // the next part a worker takes
+  int next_to_hash = 0;  // the part the whole-object hasher waits for
   util::md5_hasher whole_md5;
   util::crc32c_hasher whole_crc;
   std::optional<util::sha256_hasher> whole_sha;
@@ -420,9 +420,9 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
 
   if (etag_is_md5(obj.etag) && out.record.md5 != lower(obj.etag)) {
     (void)co_await (*writer)->abort();
-    co_return fail(std::move(out), "bytes read do not match the source ETag (read " + out.record.md5 + ", ETag " +
-                                       obj.etag + ")",
-                   true, verdict::mismatch);
+    co_return fail(std::move(out),
+                   "bytes read do not match the source ETag (read " + out.record.md5 + ", ETag " + obj.etag + ")", true,
+                   verdict::mismatch);
   }
   auto completed = co_await (*writer)->complete(st.done);
   if (!completed) co_return fail(std::move(out), "completing the multipart upload", completed.error());
@@ -507,8 +507,8 @@ asio::awaitable<std::optional<copy_outcome>> server_copy(const copy_context& ctx
   auto check = co_await ctx.destination.stat(obj.key);
   if (!check) co_return fail(out, "checking the destination", check.error());
   if (check->size != obj.size)
-    co_return fail(out, "destination holds " + std::to_string(check->size) + " bytes, expected " +
-                            std::to_string(obj.size),
+    co_return fail(out,
+                   "destination holds " + std::to_string(check->size) + " bytes, expected " + std::to_string(obj.size),
                    true, verdict::mismatch);
   if (etag_is_md5(obj.etag) && etag_is_md5(check->etag)) {
     if (lower(check->etag) != lower(obj.etag))
@@ -533,18 +533,24 @@ std::optional<copy_mode> parse_copy_mode(std::string_view s) {
 
 std::string_view to_string(copy_mode m) {
   switch (m) {
-    case copy_mode::automatic: return "auto";
-    case copy_mode::server: return "server";
-    case copy_mode::stream: return "stream";
+    case copy_mode::automatic:
+      return "auto";
+    case copy_mode::server:
+      return "server";
+    case copy_mode::stream:
+      return "stream";
   }
   return "auto";
 }
 
 std::string_view to_string(verdict v) {
   switch (v) {
-    case verdict::verified: return "verified";
-    case verdict::mismatch: return "mismatch";
-    case verdict::failed: return "failed";
+    case verdict::verified:
+      return "verified";
+    case verdict::mismatch:
+      return "mismatch";
+    case verdict::failed:
+      return "failed";
   }
   return "failed";
 }
@@ -576,8 +582,7 @@ asio::awaitable<copy_outcome> copy_object(const copy_context& ctx, const store::
   const bool server_possible = s && d && same_service(*s, *d);
   std::string refusal;
   if (ctx.mode == copy_mode::server && !server_possible) {
-    co_return fail(start_outcome(obj), "copy mode 'server' needs source and destination on the same S3 service",
-                   false);
+    co_return fail(start_outcome(obj), "copy mode 'server' needs source and destination on the same S3 service", false);
   }
   if (server_possible && ctx.mode != copy_mode::stream) {
     auto done = co_await server_copy(ctx, obj, refusal);

@@ -28,17 +28,17 @@ std::string_view to_string(copy_mode m);
 struct transfer_config {
   std::uint64_t multipart_threshold = 64ull << 20;  // objects this large or larger go in parts
   std::uint64_t part_size = 8ull << 20;             // grown when an object would need > 10,000 parts
-  int part_concurrency = 4;                          // parts of one object in flight
-  bool sha256 = false;  // also hash every streamed byte with SHA-256 (recorded; costs CPU)
+  int part_concurrency = 4;                         // parts of one object in flight
+  bool sha256 = false;                              // also hash every streamed byte with SHA-256 (recorded; costs CPU)
 };
 
 struct copy_outcome {
-  integrity_record record;     // always filled; record.result says what happened
-  bool retryable = false;      // worth another attempt (transport, throttling, mismatch, source changed)
-  bool server_side = false;    // the server copied the bytes
-  bool fell_back = false;      // a server-side copy was refused and the object was streamed instead
-  std::string refusal;         // the server's refusal, when fell_back
-  std::uint64_t bytes = 0;     // bytes that moved through ferry
+  integrity_record record;   // always filled; record.result says what happened
+  bool retryable = false;    // worth another attempt (transport, throttling, mismatch, source changed)
+  bool server_side = false;  // the server copied the bytes
+  bool fell_back = false;    // a server-side copy was refused and the object was streamed instead
+  std::string refusal;       // the server's refusal, when fell_back
+  std::uint64_t bytes = 0;   // bytes that moved through ferry
 
   bool verified() const { return record.result == verdict::verified; }
 };

@@ -12,7 +12,7 @@ enum class verdict { verified, mismatch, failed };
 struct integrity_record {
   std::string key;  // the destination key
   std::uint64_t size = 0;
-  std::string md5;     // hex, of the bytes that passed through ferry ("" for a server-side copy)
+  std::string md5;  // hex, of the bytes that passed through ferry ("" for a server-side copy)
   std::uint32_t crc32c = 0;
   std::string sha256;  // hex, when transfer_config::sha256 is on
   std::string source_etag, destination_etag;

@@ -28,12 +28,18 @@ boost::system::result<std::chrono::milliseconds, std::string> parse_duration(std
   const std::string bad = "'" + std::string(text) + "' is not a duration (examples: 250ms, 10s, 5m, 1h)";
   if (!split_number(text, v, unit)) return util::failure(bad);
   double ms = 0;
-  if (unit == "ms") ms = v;
-  else if (unit == "s" || unit.empty()) ms = v * 1000;
-  else if (unit == "m") ms = v * 60'000;
-  else if (unit == "h") ms = v * 3'600'000;
-  else if (unit == "d") ms = v * 86'400'000;
-  else return util::failure(bad);
+  if (unit == "ms")
+    ms = v;
+  else if (unit == "s" || unit.empty())
+    ms = v * 1000;
+  else if (unit == "m")
+    ms = v * 60'000;
+  else if (unit == "h")
+    ms = v * 3'600'000;
+  else if (unit == "d")
+    ms = v * 86'400'000;
+  else
+    return util::failure(bad);
   if (ms > 1e15) return util::failure("'" + std::string(text) + "' is too long a duration");
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
@@ -44,12 +50,18 @@ boost::system::result<std::uint64_t, std::string> parse_size(std::string_view te
   const std::string bad = "'" + std::string(text) + "' is not a size (examples: 512, 64KiB, 5MiB, 1G)";
   if (!split_number(text, v, unit)) return util::failure(bad);
   double mult = 1;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "K" || unit == "KiB" || unit == "k") mult = 1024.0;
-  else if (unit == "M" || unit == "MiB") mult = 1024.0 * 1024;
-  else if (unit == "G" || unit == "GiB") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "T" || unit == "TiB") mult = 1024.0 * 1024 * 1024 * 1024;
-  else return util::failure(bad);
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "K" || unit == "KiB" || unit == "k")
+    mult = 1024.0;
+  else if (unit == "M" || unit == "MiB")
+    mult = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB")
+    mult = 1024.0 * 1024 * 1024;
+  else if (unit == "T" || unit == "TiB")
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  else
+    return util::failure(bad);
   double bytes = v * mult;
   if (bytes >= static_cast<double>(std::numeric_limits<std::uint64_t>::max()))
     return util::failure("'" + std::string(text) + "' is too large");
@@ -65,8 +77,10 @@ std::string format_bytes(std::uint64_t n) {
     ++u;
   }
   char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  else std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
   return buf;
 }
 

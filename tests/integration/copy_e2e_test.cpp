@@ -54,8 +54,8 @@ run_result rclone_check(const s3rver& a, const std::string& a_path, const s3rver
   }
   out.close();
   process_options o;
-  o.argv = {"rclone", "--config", conf.string(), "--retries", "1", "--low-level-retries", "1",
-            "check", "a:" + a_path, "b:" + b_path};
+  o.argv = {"rclone", "--config", conf.string(), "--retries",  "1", "--low-level-retries",
+            "1",      "check",    "a:" + a_path, "b:" + b_path};
   if (!a.ca_file().empty()) {  // each server has its own test CA: one bundle trusts both
     auto bundle = dir.path() / "cas.pem";
     std::ofstream cas(bundle);
@@ -192,7 +192,8 @@ TEST(CopyE2ESecrets, TraceLevelLogsNeverContainTheSecret) {
   auto status = d.ctl({"--json", "status", "j-000002"});
   const std::string log = d.read_log();
   EXPECT_GT(log.size(), 1000u);  // trace level really logged
-  for (const std::string* text : std::initializer_list<const std::string*>{&log, &ok.out, &ok.err, &failed.out, &failed.err, &status.out, &status.err})
+  for (const std::string* text : std::initializer_list<const std::string*>{&log, &ok.out, &ok.err, &failed.out,
+                                                                           &failed.err, &status.out, &status.err})
     EXPECT_EQ(text->find(secret), std::string::npos) << *text;
 }
 

@@ -24,7 +24,6 @@ using namespace std::chrono_literals;
 
 std::string md5_hex(std::string_view data) { return util::to_hex(util::md5(data)); }
 
-
 remote_config remote_for(const s3rver& s, std::string secret = std::string(s3rver::secret_access_key)) {
   remote_config r;
   r.name = "test";
@@ -212,9 +211,9 @@ TEST_P(S3ClientTest, PutWithCrc32cChecksumHeaderIsAccepted) {
 }
 
 TEST_P(S3ClientTest, AwkwardKeysRoundTripThroughPutListAndGet) {
-  const std::vector<std::string> keys = {
-      "with space.txt", "unicode-ü-日本.txt", "plus+sign", "tilde~x", "percent%20literal", "question?mark",
-      "hash#tag", "equals=and&amp", "deep/a/b/c/d/e/f/file", "trailing/"};
+  const std::vector<std::string> keys = {"with space.txt",        "unicode-ü-日本.txt", "plus+sign", "tilde~x",
+                                         "percent%20literal",     "question?mark",      "hash#tag",  "equals=and&amp",
+                                         "deep/a/b/c/d/e/f/file", "trailing/"};
   for (const auto& k : keys) {
     auto r = put(k, "content of " + k);
     ASSERT_TRUE(r) << k << ": " << r.error().to_string();
@@ -330,8 +329,8 @@ TEST_P(S3ClientTest, CompleteWithAWrongPartEtagFails) {
   std::string data = pattern(100, 1);
   auto up = io_.run(s3_->upload_part(bucket_, "bad-complete", *id, 1, body::from_string(data), ""));
   ASSERT_TRUE(up);
-  auto done = io_.run(s3_->complete_multipart_upload(bucket_, "bad-complete", *id,
-                                                     {{1, std::string(32, '0'), data.size()}}));
+  auto done =
+      io_.run(s3_->complete_multipart_upload(bucket_, "bad-complete", *id, {{1, std::string(32, '0'), data.size()}}));
   ASSERT_FALSE(done);
   EXPECT_EQ(done.error().code, "InvalidPart");
   EXPECT_FALSE(done.error().retryable);

@@ -106,7 +106,8 @@ void s3rver::start(std::uint16_t port) {
     o.argv.push_back(std::string(FERRY_SOURCE_DIR) + "/tests/support/s3rver_strict.js");
     o.argv.insert(o.argv.end(),
                   {"--region", options_.region, "--min-part-size", std::to_string(options_.min_part_size)});
-    for (const auto& [id, secret] : options_.extra_keys) o.argv.insert(o.argv.end(), {"--extra-key", id + ":" + secret});
+    for (const auto& [id, secret] : options_.extra_keys)
+      o.argv.insert(o.argv.end(), {"--extra-key", id + ":" + secret});
   } else {
     o.argv.push_back((node_modules() / "s3rver/bin/s3rver.js").string());
   }

@@ -115,8 +115,8 @@ TEST(DaemonConfig, RemoteNeedsAnEndpointAndOneCredentialSource) {
 }
 
 TEST(DaemonConfig, ErrorsNeverEchoTheSecret) {
-  auto c = parse_config("[remotes.a]\nendpoint = \"bad\"\naccess_key_id = \"AK\"\nsecret_access_key = \"hunter2-secret\"\n",
-                        "f");
+  auto c = parse_config(
+      "[remotes.a]\nendpoint = \"bad\"\naccess_key_id = \"AK\"\nsecret_access_key = \"hunter2-secret\"\n", "f");
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().find("hunter2-secret"), std::string::npos);
 }

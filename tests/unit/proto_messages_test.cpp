@@ -91,7 +91,8 @@ TEST(ProtoMessages, ParamsRoundTrip) {
   EXPECT_EQ(proto::to_json(c), R"({"kind":"copy","source":"src:b/p","destination":"/dst"})");
   EXPECT_EQ(*proto::parse_job_create_params(proto::to_json(c)), c);
 
-  auto bad_mode = proto::parse_job_create_params(R"({"kind":"copy","source":"a:b","destination":"c:d","copy_mode":"fast"})");
+  auto bad_mode =
+      proto::parse_job_create_params(R"({"kind":"copy","source":"a:b","destination":"c:d","copy_mode":"fast"})");
   ASSERT_FALSE(bad_mode);
   EXPECT_EQ(bad_mode.error().code, proto::code::invalid_params);
   EXPECT_NE(bad_mode.error().message.find("unknown copy mode 'fast'"), std::string::npos) << bad_mode.error().message;

@@ -66,14 +66,16 @@ class JobManagerTest : public ::testing::Test {
 };
 
 TEST_F(JobManagerTest, LocalCopyRecordsAVerdictForEveryObject) {
-  const std::vector<std::pair<std::string, std::string>> files = {
-      {"a.txt", "hello"}, {"dir/b.bin", test::pattern(300'000, 1)}, {"dir/sub/c", ""},
-      {"big.bin", test::pattern(6u << 20, 2)}};
+  const std::vector<std::pair<std::string, std::string>> files = {{"a.txt", "hello"},
+                                                                  {"dir/b.bin", test::pattern(300'000, 1)},
+                                                                  {"dir/sub/c", ""},
+                                                                  {"big.bin", test::pattern(6u << 20, 2)}};
   for (const auto& [k, v] : files) write_file(k, v);
   engine_config cfg;
   cfg.transfer.multipart_threshold = 5u << 20;  // big.bin goes in parts
   cfg.transfer.part_size = 5u << 20;
-  job_manager m(io_.get_executor(), [](std::string_view) { return nullptr; }, cfg, blocking_, &sink_);
+  job_manager m(
+      io_.get_executor(), [](std::string_view) { return nullptr; }, cfg, blocking_, &sink_);
   auto created = m.create({"copy", src_.path().string(), dst_.path().string(), "local", {}});
   ASSERT_TRUE(created) << created.error();
   auto done = wait(m, created->id);
@@ -98,7 +100,8 @@ TEST_F(JobManagerTest, LocalCopyRecordsAVerdictForEveryObject) {
 }
 
 TEST_F(JobManagerTest, UnknownRemotesAndBadPathsAreRefusedBeforeAJobExists) {
-  job_manager m(io_.get_executor(), [](std::string_view) { return nullptr; }, engine_config{}, blocking_, &sink_);
+  job_manager m(
+      io_.get_executor(), [](std::string_view) { return nullptr; }, engine_config{}, blocking_, &sink_);
   auto unknown = m.create({"copy", "nowhere:bucket", dst_.path().string(), "", {}});
   ASSERT_FALSE(unknown);
   EXPECT_NE(unknown.error().find("no remote named 'nowhere'"), std::string::npos);
@@ -108,7 +111,8 @@ TEST_F(JobManagerTest, UnknownRemotesAndBadPathsAreRefusedBeforeAJobExists) {
 }
 
 TEST_F(JobManagerTest, AMissingSourceDirectoryFailsTheJobWithAReason) {
-  job_manager m(io_.get_executor(), [](std::string_view) { return nullptr; }, engine_config{}, blocking_, &sink_);
+  job_manager m(
+      io_.get_executor(), [](std::string_view) { return nullptr; }, engine_config{}, blocking_, &sink_);
   auto created = m.create({"copy", (src_.path() / "absent").string(), dst_.path().string(), "", {}});
   ASSERT_TRUE(created);
   auto done = wait(m, created->id);

@@ -1,9 +1,9 @@
 // The copier's decisions and verdicts, on in-memory endpoints with S3's rules (Content-MD5 checked,
 // ETag = MD5 or MD5 of part MD5s + "-N"). The real servers are exercised by the integration tests;
 // here a source can be made to lie, which no real server does on request.
-#include "transfer/copier.hpp"
 #include "support/io_runner.hpp"
 #include "support/pattern.hpp"
+#include "transfer/copier.hpp"
 #include "util/hash.hpp"
 
 #include <gtest/gtest.h>
@@ -23,7 +23,6 @@ namespace {
 using test::io_runner;
 using test::pattern;
 
-
 std::string md5_hex(std::string_view s) { return util::to_hex(util::md5(s)); }
 
 struct stored {
@@ -35,7 +34,7 @@ struct stored {
 class memory_endpoint final : public store::endpoint {
  public:
   std::map<std::string, stored> objects;
-  int corrupt_reads = 0;       // reads left to corrupt
+  int corrupt_reads = 0;  // reads left to corrupt
   int reads = 0, writes = 0, parts_written = 0;
   bool local = false;
 
@@ -127,7 +126,8 @@ class memory_endpoint final : public store::endpoint {
    public:
     mem_multipart(memory_endpoint& e, std::string key, s3::object_metadata m) : e_(e), key_(std::move(key)), m_(m) {}
     const std::string& id() const override { return key_; }
-    asio::awaitable<store::result<std::string>> write_part(int n, std::uint64_t, std::shared_ptr<const std::string> data,
+    asio::awaitable<store::result<std::string>> write_part(int n, std::uint64_t,
+                                                           std::shared_ptr<const std::string> data,
                                                            std::string content_md5) override {
       ++e_.parts_written;
       if (content_md5 != util::base64_encode(util::md5(*data))) co_return s3::local_error("BadDigest", "part");
@@ -160,8 +160,8 @@ class memory_endpoint final : public store::endpoint {
 
   asio::awaitable<store::result<std::unique_ptr<store::multipart_writer>>> begin_multipart(
       std::string_view key, const store::write_options& opts) override {
-    co_return std::unique_ptr<store::multipart_writer>(std::make_unique<mem_multipart>(*this, std::string(key),
-                                                                                       opts.metadata));
+    co_return std::unique_ptr<store::multipart_writer>(
+        std::make_unique<mem_multipart>(*this, std::string(key), opts.metadata));
   }
   asio::awaitable<store::result<void>> remove(std::string_view key) override {
     objects.erase(std::string(key));
