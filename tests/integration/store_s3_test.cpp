@@ -4,6 +4,8 @@
 #include "s3/client.hpp"
 #include "store/s3_endpoint.hpp"
 #include "support/io_runner.hpp"
+#include "support/listing.hpp"
+#include "support/pattern.hpp"
 #include "support/s3rver.hpp"
 #include "support/temp_dir.hpp"
 #include "util/hash.hpp"
@@ -26,6 +28,10 @@
 namespace ferry::store {
 namespace {
 
+using test::keys_of;
+using test::list_pages;
+using test::pattern;
+
 using test::io_runner;
 using test::s3rver;
 using test::s3rver_options;
@@ -35,18 +41,6 @@ using sys_clock = std::chrono::system_clock;
 std::string md5_hex(std::string_view data) { return util::to_hex(util::md5(data)); }
 std::string md5_b64(std::string_view data) { return util::base64_encode(util::md5(data)); }
 
-std::string pattern(std::size_t n, std::uint32_t seed = 1) {
-  std::string s(n, '\0');
-  std::uint32_t x = 2463534242u ^ seed;
-  for (auto& c : s) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>(x);
-  }
-  return s;
-}
-
 http::body_source string_source(std::shared_ptr<const std::string> s) {
   auto off = std::make_shared<std::size_t>(0);
   return [s, off](std::span<char> buf) -> asio::awaitable<http::result<std::size_t>> {
@@ -55,25 +49,6 @@ http::body_source string_source(std::shared_ptr<const std::string> s) {
     *off += n;
     co_return n;
   };
-}
-
-asio::awaitable<result<std::vector<std::vector<object_info>>>> list_pages(endpoint& ep) {
-  auto l = ep.list();
-  std::vector<std::vector<object_info>> pages;
-  for (int i = 0; i < 10'000; ++i) {
-    auto page = co_await l->next();
-    if (!page) co_return page.error();
-    if (page->empty()) co_return pages;
-    pages.push_back(std::move(*page));
-  }
-  co_return s3::local_error("TestLoop", "listing does not end");
-}
-
-std::vector<std::string> keys_of(const std::vector<std::vector<object_info>>& pages) {
-  std::vector<std::string> out;
-  for (const auto& p : pages)
-    for (const auto& o : p) out.push_back(o.key);
-  return out;
 }
 
 // The reader's info and every byte.

@@ -3,6 +3,8 @@
 #include "store/blocking.hpp"
 #include "store/local_endpoint.hpp"
 #include "support/io_runner.hpp"
+#include "support/listing.hpp"
+#include "support/pattern.hpp"
 #include "support/temp_dir.hpp"
 #include "util/hash.hpp"
 
@@ -27,21 +29,13 @@
 namespace ferry::store {
 namespace {
 
+using test::keys_of;
+using test::list_pages;
+using test::pattern;
+
 namespace fs = std::filesystem;
 using test::io_runner;
 using namespace std::chrono_literals;
-
-std::string pattern(std::size_t n, std::uint32_t seed = 1) {
-  std::string s(n, '\0');
-  std::uint32_t x = 2463534242u ^ seed;
-  for (auto& c : s) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>(x);
-  }
-  return s;
-}
 
 void make_file(const fs::path& p, std::string_view content = "x") {
   fs::create_directories(p.parent_path());
@@ -90,18 +84,6 @@ http::body_source failing_source(std::size_t good) {
 }
 
 std::string md5_b64(std::string_view data) { return util::base64_encode(util::md5(data)); }
-
-asio::awaitable<result<std::vector<std::vector<object_info>>>> list_pages(endpoint& ep) {
-  auto l = ep.list();
-  std::vector<std::vector<object_info>> pages;
-  for (int i = 0; i < 100'000; ++i) {
-    auto page = co_await l->next();
-    if (!page) co_return page.error();
-    if (page->empty()) co_return pages;
-    pages.push_back(std::move(*page));
-  }
-  co_return s3::local_error("TestLoop", "listing does not end");
-}
 
 asio::awaitable<result<std::string>> read_all(endpoint& ep, std::string key, std::optional<byte_range> range) {
   auto r = co_await ep.read(key, range, "");

@@ -3,6 +3,7 @@
 #include "store/order_check.hpp"
 #include "store/s3_endpoint.hpp"
 #include "support/io_runner.hpp"
+#include "support/listing.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,6 +11,9 @@
 
 namespace ferry::store {
 namespace {
+
+using test::drain;
+using test::keys_of;
 
 using test::io_runner;
 using namespace std::chrono_literals;
@@ -44,24 +48,6 @@ list_page_fn fetch_from(std::shared_ptr<scripted_pages> s) {
     if (i >= s->pages.size()) co_return s3::local_error("TestError", "no such page");
     co_return s->pages[i];
   };
-}
-
-asio::awaitable<result<std::vector<std::vector<object_info>>>> drain(lister& l) {
-  std::vector<std::vector<object_info>> pages;
-  for (int i = 0; i < 1000; ++i) {
-    auto page = co_await l.next();
-    if (!page) co_return page.error();
-    if (page->empty()) co_return pages;
-    pages.push_back(std::move(*page));
-  }
-  co_return s3::local_error("TestLoop", "listing does not end");
-}
-
-std::vector<std::string> keys_of(const std::vector<std::vector<object_info>>& pages) {
-  std::vector<std::string> out;
-  for (const auto& p : pages)
-    for (const auto& o : p) out.push_back(o.key);
-  return out;
 }
 
 TEST(StoreS3Lister, StripsThePrefixAndFollowsContinuationTokens) {
