@@ -64,41 +64,15 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
 # A strict s3rver (tests/support/s3rver_strict.js) on a free port; sets $port. -s: no per-request log, so
 # the servers spend their time serving.
-start_s3rver() {
-  local name=$1
-  mkdir -p "$work/$name-data"
-  node "$repo/tests/support/s3rver_strict.js" -d "$work/$name-data" -a 127.0.0.1 -p 0 -s \
-    >"$work/s3rver-$name.log" 2>&1 &
-  pids+=($!)
-  port=''
-  for _ in $(seq 200); do
-    port=$(sed -n 's/^S3rver listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/s3rver-$name.log" || true)
-    [[ -n $port ]] && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || die "s3rver ($name) exited at start: $(cat "$work/s3rver-$name.log")"
-    sleep 0.1
-  done
-  die "s3rver ($name) did not start within 20 s"
-}
+# shellcheck source=../scripts/lib/local-s3.sh
+source "$repo/scripts/lib/local-s3.sh"
 
-start_s3rver source
+start_s3rver source -s
 src_port=$port
-start_s3rver destination
+start_s3rver destination -s
 dst_port=$port
 
-for side in src:$src_port dst:$dst_port; do
-  cat >>"$work/rclone.conf" <<EOF
-[${side%%:*}]
-type = s3
-provider = Other
-access_key_id = S3RVER
-secret_access_key = S3RVER
-endpoint = http://127.0.0.1:${side##*:}
-region = us-east-1
-force_path_style = true
-
-EOF
-done
-# rclone's S3 SDK refuses to start with AWS_CA_BUNDLE set; RCLONE_* must not change what is measured.
+write_rclone_config "$work/rclone.conf" "$src_port" "$dst_port"
 rclone_() { env -u AWS_CA_BUNDLE -u RCLONE_CONFIG timeout "$copy_timeout" rclone --config "$work/rclone.conf" "$@"; }
 
 # Deterministic, incompressible bytes at GB/s: AES-CTR of zeros with a fixed key, one key per stream.
@@ -123,34 +97,8 @@ echo "uploading to the source server (rclone copy --transfers 8)"
 rclone_ copy "$gen" src:bench/data --transfers 8 || die "rclone could not upload the workload"
 rm -rf "$gen"  # the servers hold the data now
 
-cat >"$work/ferryd.toml" <<EOF
-socket    = "$work/ferryd.sock"
-state_dir = "$work/state"
-log_level = "info"
-
-[remotes.src]
-endpoint          = "http://127.0.0.1:$src_port"
-region            = "us-east-1"
-path_style        = true
-access_key_id     = "S3RVER"
-secret_access_key = "S3RVER"
-
-[remotes.dst]
-endpoint          = "http://127.0.0.1:$dst_port"
-region            = "us-east-1"
-path_style        = true
-access_key_id     = "S3RVER"
-secret_access_key = "S3RVER"
-EOF
-env -u AWS_CA_BUNDLE "$ferryd" --config "$work/ferryd.toml" >"$work/ferryd.log" 2>&1 &
-ferryd_pid=$!
-pids+=("$ferryd_pid")
-for _ in $(seq 200); do
-  [[ -S $work/ferryd.sock ]] && break
-  kill -0 "$ferryd_pid" 2>/dev/null || die "ferryd exited at start: $(cat "$work/ferryd.log")"
-  sleep 0.1
-done
-[[ -S $work/ferryd.sock ]] || die "ferryd did not open its socket within 20 s"
+write_ferryd_config "$work/ferryd.toml" "$src_port" "$dst_port"
+start_ferryd "$ferryd" "$work/ferryd.toml"
 
 # kB from /proc/PID/status.
 status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$ferryd_pid/status" 2>/dev/null || true; }

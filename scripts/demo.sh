@@ -61,25 +61,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# One S3 server: s3rver 3.7.1 with SigV4, Content-MD5 and payload hashes really checked
-# (tests/support/s3rver_strict.js). -p 0 lets the kernel choose a free port; s3rver prints it.
-# Sets $port (not a $(...) subshell, so the pid reaches the cleanup list).
-start_s3rver() {
-  local name=$1
-  mkdir -p "$work/$name-data"
-  : >"$work/s3rver-$name.log"
-  node "$repo/tests/support/s3rver_strict.js" -d "$work/$name-data" -a 127.0.0.1 -p 0 \
-    >"$work/s3rver-$name.log" 2>&1 &
-  pids+=($!)
-  port=''
-  for _ in $(seq 200); do
-    port=$(sed -n 's/^S3rver listening on 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/s3rver-$name.log" || true)
-    [[ -n $port ]] && return 0
-    kill -0 "${pids[-1]}" 2>/dev/null || die "s3rver ($name) exited at start"
-    sleep 0.1
-  done
-  die "s3rver ($name) did not start within 20 s"
-}
+# shellcheck source=lib/local-s3.sh
+source "$repo/scripts/lib/local-s3.sh"
 
 step "Starting two S3 servers (s3rver) on loopback"
 start_s3rver source
@@ -91,25 +74,7 @@ echo "destination: http://127.0.0.1:$dst_port   (data in $work/destination-data)
 
 # rclone is the independent client: it creates buckets, uploads samples and checks the result.
 # AWS_CA_BUNDLE (if set) makes rclone's S3 SDK fail on plain HTTP, so it is removed for rclone only.
-cat >"$work/rclone.conf" <<EOF
-[src]
-type = s3
-provider = Other
-access_key_id = S3RVER
-secret_access_key = S3RVER
-endpoint = http://127.0.0.1:$src_port
-region = us-east-1
-force_path_style = true
-
-[dst]
-type = s3
-provider = Other
-access_key_id = S3RVER
-secret_access_key = S3RVER
-endpoint = http://127.0.0.1:$dst_port
-region = us-east-1
-force_path_style = true
-EOF
+write_rclone_config "$work/rclone.conf" "$src_port" "$dst_port"
 rclone_() { env -u AWS_CA_BUNDLE timeout 120 rclone --config "$work/rclone.conf" "$@"; }
 
 src_bucket=demo-source dst_bucket=demo-destination prefix=photos
@@ -131,35 +96,10 @@ show "rclone ls src:$src_bucket"
 rclone_ ls "src:$src_bucket"
 
 step "Starting ferryd"
-cat >"$work/ferryd.toml" <<EOF
-socket    = "$work/ferryd.sock"
-state_dir = "$work/state"
-log_level = "info"
-
-[remotes.src]
-endpoint          = "http://127.0.0.1:$src_port"
-region            = "us-east-1"
-path_style        = true
-access_key_id     = "S3RVER"
-secret_access_key = "S3RVER"
-
-[remotes.dst]
-endpoint          = "http://127.0.0.1:$dst_port"
-region            = "us-east-1"
-path_style        = true
-access_key_id     = "S3RVER"
-secret_access_key = "S3RVER"
-EOF
+write_ferryd_config "$work/ferryd.toml" "$src_port" "$dst_port"
 sed 's/^./    &/' "$work/ferryd.toml"
 show "ferryd --config $work/ferryd.toml   (in the background; log in ferryd.log)"
-"$ferryd" --config "$work/ferryd.toml" 2>"$work/ferryd.log" >&2 &
-pids+=($!)
-for _ in $(seq 200); do
-  [[ -S $work/ferryd.sock ]] && break
-  kill -0 "${pids[-1]}" 2>/dev/null || die "ferryd exited at start"
-  sleep 0.1
-done
-[[ -S $work/ferryd.sock ]] || die "ferryd did not open its socket within 20 s"
+start_ferryd "$ferryd" "$work/ferryd.toml"
 SOCK=$work/ferryd.sock
 echo "ferryd is listening on \$SOCK = $SOCK"
 
