@@ -133,12 +133,19 @@ bool is_certificate_error(const error_code& ec) {
 
 // One TCP (or TLS over TCP) connection and its read buffer; owned by exactly one of: the idle
 // list, a send in progress, a response, a waiter it was handed to.
+// Bytes a connection's read buffer holds ready, so body reads move this much per system call.
+constexpr std::size_t read_reserve_bytes = 256 * 1024;
+
 class connection {
  public:
   using strand_type = asio::strand<asio::any_io_executor>;
 
   connection(asio::any_io_executor ex, ssl::context* ctx, std::size_t buffer_limit)
       : strand(asio::make_strand(ex)), ctx_(ctx), buffer(buffer_limit) {
+    // Beast sizes each socket read by the buffer's free capacity, with 512 bytes as the floor: an
+    // unreserved buffer read bodies 512 bytes per system call (strace during a 1000 x 100 KiB copy:
+    // 215,094 recvmsg of exactly 512 bytes, and the uploads fed from them went out 512 at a time).
+    buffer.reserve(std::min<std::size_t>(buffer_limit, read_reserve_bytes));
     reset_stream();
   }
 
