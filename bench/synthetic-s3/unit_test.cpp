@@ -414,7 +414,7 @@ TEST(SyntheticXml, ParsesCompleteAndDeleteBodies) {
   EXPECT_EQ(parse_delete_request("<Delete/>").error().code, "MalformedXML");
   std::string esc;
   append_escaped(esc, "a<b>&\"'\x01");
-  EXPECT_EQ(esc, "a&lt;b&gt;&amp;&quot;&apos;&#x1;");
+  EXPECT_EQ(esc, "a&lt;b&gt;&amp;&quot;&apos;&#1;");
 }
 
 }  // namespace

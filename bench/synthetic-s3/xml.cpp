@@ -1,5 +1,7 @@
 #include "xml.hpp"
 
+#include "s3/xml.hpp"
+
 #include <pugixml.hpp>
 
 #include <algorithm>
@@ -32,37 +34,7 @@ constexpr unsigned parse_flags = pugi::parse_default & ~pugi::parse_wnorm_attrib
 
 }  // namespace
 
-void append_escaped(std::string& out, std::string_view text) {
-  for (const char ch : text) {
-    switch (ch) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default: {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c < 0x20 && c != '\t') {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "&#x%X;", c);
-          out += buf;
-        } else {
-          out += ch;
-        }
-      }
-    }
-  }
-}
+void append_escaped(std::string& out, std::string_view text) { s3::append_xml_escaped(out, text); }
 
 xml_writer::xml_writer(std::string_view root, bool with_namespace) : root_(root) {
   out_.reserve(512);

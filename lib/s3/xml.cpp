@@ -112,7 +112,9 @@ bool listing_text(pugi::xml_node n, bool encoded, std::string& out) {
   return true;
 }
 
-void escape_into(std::string& out, std::string_view s) {
+}  // namespace
+
+void append_xml_escaped(std::string& out, std::string_view s) {
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     switch (ch) {
@@ -142,8 +144,6 @@ void escape_into(std::string& out, std::string_view s) {
     }
   }
 }
-
-}  // namespace
 
 std::optional<error_document> parse_error_document(std::string_view body) {
   if (body.empty() || body.size() > max_xml_body) return std::nullopt;
@@ -281,7 +281,7 @@ std::string build_complete_multipart_upload(const std::vector<part_info>& parts)
     out += "<Part><PartNumber>";
     out += std::to_string(p->part_number);
     out += "</PartNumber><ETag>&quot;";
-    escape_into(out, p->etag);
+    append_xml_escaped(out, p->etag);
     out += "&quot;</ETag></Part>";
   }
   out += "</CompleteMultipartUpload>";
@@ -296,7 +296,7 @@ std::string build_delete_objects(const std::vector<std::string>& keys, bool quie
   if (quiet) out += "<Quiet>true</Quiet>";
   for (const auto& k : keys) {
     out += "<Object><Key>";
-    escape_into(out, k);
+    append_xml_escaped(out, k);
     out += "</Key></Object>";
   }
   out += "</Delete>";

@@ -44,6 +44,10 @@ result<delete_result> parse_delete_result(std::string_view body);
 // CopyObjectResult or CopyPartResult.
 result<copy_result> parse_copy_result(std::string_view body);
 
+// Appends `s` as XML character data: markup characters as entities, control characters as &#N;
+// (how S3 writes CR and LF in keys).
+void append_xml_escaped(std::string& out, std::string_view s);
+
 // <CompleteMultipartUpload>: parts sorted by part number, ETags quoted and escaped.
 std::string build_complete_multipart_upload(const std::vector<part_info>& parts);
 // <Delete>: keys escaped (CR, LF and other control characters as character references).
