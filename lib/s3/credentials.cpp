@@ -1,4 +1,5 @@
 #include "s3/credentials.hpp"
+#include "util/text.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,13 +24,6 @@ std::string_view trim(std::string_view s) {
   if (first == std::string_view::npos) return {};
   const auto last = s.find_last_not_of(" \t\r\n");
   return s.substr(first, last - first + 1);
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
 }
 
 std::string errno_text(int e) { return std::strerror(e); }
@@ -90,7 +84,7 @@ result<ini> parse_ini(std::string_view text, bool sections_allowed, const std::s
     }
     const auto eq = line.find('=');
     if (eq == std::string_view::npos) return cred_error(at + ": expected 'key = value'");
-    const std::string key = lower(trim(line.substr(0, eq)));
+    const std::string key = util::ascii_lower(trim(line.substr(0, eq)));
     if (key.empty()) return cred_error(at + ": missing key before '='");
     if (sections_allowed && !in_section) return cred_error(at + ": key outside any [profile] section");
     out[section][key] = std::string(trim(line.substr(eq + 1)));

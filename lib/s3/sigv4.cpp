@@ -2,6 +2,7 @@
 
 #include "s3/uri.hpp"
 #include "util/hash.hpp"
+#include "util/text.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -11,13 +12,6 @@ namespace ferry::s3 {
 namespace {
 
 constexpr std::string_view algorithm = "AWS4-HMAC-SHA256";
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -133,7 +127,7 @@ std::string canonical_query(query_params params) {
 std::string signed_header_list(const std::vector<std::string>& signed_headers) {
   std::vector<std::string> names;
   names.reserve(signed_headers.size());
-  for (const auto& n : signed_headers) names.push_back(lower(n));
+  for (const auto& n : signed_headers) names.push_back(util::ascii_lower(n));
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   std::string out;
@@ -148,7 +142,7 @@ std::string canonical_request(std::string_view method, std::string_view canonica
                               const header_fields& headers, const std::vector<std::string>& signed_headers,
                               std::string_view payload_hash) {
   std::vector<std::string> names;
-  for (const auto& n : signed_headers) names.push_back(lower(n));
+  for (const auto& n : signed_headers) names.push_back(util::ascii_lower(n));
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
 
@@ -239,7 +233,7 @@ void sign_request(http::request& req, std::string_view host_header, std::string_
   std::vector<std::string> names{"host"};
   fields.emplace_back("host", std::string(host_header));
   for (const auto& [name, value] : h.items) {
-    std::string n = lower(name);
+    std::string n = util::ascii_lower(name);
     if (n == "host" || !signed_by_default(n)) continue;  // Host is the client's: host_header stands for it
     fields.emplace_back(n, value);
     names.push_back(std::move(n));

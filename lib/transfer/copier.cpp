@@ -2,6 +2,7 @@
 
 #include "s3/client.hpp"
 #include "util/hash.hpp"
+#include "util/text.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -26,26 +27,8 @@ constexpr std::uint64_t max_parts = 10'000;
 constexpr std::uint64_t max_single_put = 5ull * 1024 * mib;
 constexpr std::uint64_t max_copy_object = 5ull * 1024 * mib;
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::optional<std::vector<std::uint8_t>> from_hex(std::string_view hex) {
-  if (hex.size() % 2) return std::nullopt;
-  std::vector<std::uint8_t> out;
-  out.reserve(hex.size() / 2);
-  for (std::size_t i = 0; i < hex.size(); i += 2) {
-    unsigned v = 0;
-    auto r = std::from_chars(hex.data() + i, hex.data() + i + 2, v, 16);
-    if (r.ec != std::errc() || r.ptr != hex.data() + i + 2) return std::nullopt;
-    out.push_back(static_cast<std::uint8_t>(v));
-  }
-  return out;
-}
-
 std::string md5_base64_of_hex(std::string_view hex) {
-  auto raw = from_hex(hex);
+  auto raw = util::from_hex(hex);
   return raw ? util::base64_encode(*raw) : std::string();
 }
 
@@ -161,7 +144,7 @@ asio::awaitable<copy_outcome> judge_single(const copy_context& ctx, copy_outcome
   if (ctx.destination.is_local()) {
     out.record.method = "local-md5";  // the local writer compared the MD5 before renaming
   } else if (etag_is_md5(written.etag)) {
-    if (lower(written.etag) != md5_hex)
+    if (util::ascii_lower(written.etag) != md5_hex)
       co_return fail(std::move(out), "destination ETag " + written.etag + " != MD5 of the bytes sent " + md5_hex, true,
                      verdict::mismatch);
     out.record.method = "etag=md5";
@@ -237,7 +220,7 @@ asio::awaitable<copy_outcome> stream_s3_single(const copy_context& ctx, const st
   auto in = co_await ctx.source.read(obj.key, std::nullopt, obj.etag);
   if (!in) co_return fail(std::move(out), "reading the source", in.error());
   const auto& info = (*in)->info();
-  if (info.size != obj.size || (!obj.etag.empty() && lower(info.etag) != lower(obj.etag)))
+  if (info.size != obj.size || (!obj.etag.empty() && util::ascii_lower(info.etag) != util::ascii_lower(obj.etag)))
     co_return fail(std::move(out), "source changed since it was listed", true);
   hashing_pump pump(**in, info.size, ctx.config.sha256);
   auto opts = write_options_from(info, obj);
@@ -250,7 +233,7 @@ asio::awaitable<copy_outcome> stream_s3_single(const copy_context& ctx, const st
   if (pump.sha) out.record.sha256 = util::to_hex(pump.sha->finish());
   if (pump.read_error) co_return fail(std::move(out), "reading the source", *pump.read_error);
   if (!written) co_return fail(std::move(out), "writing the destination", written.error());
-  if (out.record.md5 != lower(obj.etag))
+  if (out.record.md5 != util::ascii_lower(obj.etag))
     co_return fail(std::move(out),
                    "bytes read do not match the source ETag (read " + out.record.md5 + ", ETag " + obj.etag + ")", true,
                    verdict::mismatch);
@@ -360,7 +343,7 @@ asio::awaitable<void> multipart_worker(const copy_context& ctx, const store::obj
       co_return;
     }
     const std::string part_hex = util::to_hex(digest);
-    if (!ctx.destination.is_local() && etag_is_md5(*etag) && lower(*etag) != part_hex) {
+    if (!ctx.destination.is_local() && etag_is_md5(*etag) && util::ascii_lower(*etag) != part_hex) {
       failed(fail(base, "part " + std::to_string(i + 1) + " ETag " + *etag + " != MD5 of the part " + part_hex, true,
                   verdict::mismatch));
       co_return;
@@ -374,7 +357,7 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
   auto out = start_outcome(obj);
   auto head = co_await ctx.source.stat(obj.key);
   if (!head) co_return fail(std::move(out), "reading the source", head.error());
-  if (head->size != obj.size || (!obj.etag.empty() && lower(head->etag) != lower(obj.etag)))
+  if (head->size != obj.size || (!obj.etag.empty() && util::ascii_lower(head->etag) != util::ascii_lower(obj.etag)))
     co_return fail(std::move(out), "source changed since it was listed", true);
 
   multipart_state st;
@@ -418,7 +401,7 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
   for (const auto& d : st.part_md5) concat.append(reinterpret_cast<const char*>(d.data()), d.size());
   const std::string expected = util::to_hex(util::md5(concat)) + "-" + std::to_string(st.parts);
 
-  if (etag_is_md5(obj.etag) && out.record.md5 != lower(obj.etag)) {
+  if (etag_is_md5(obj.etag) && out.record.md5 != util::ascii_lower(obj.etag)) {
     (void)co_await (*writer)->abort();
     co_return fail(std::move(out),
                    "bytes read do not match the source ETag (read " + out.record.md5 + ", ETag " + obj.etag + ")", true,
@@ -449,7 +432,7 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
     if (util::to_hex(md5.finish()) != out.record.md5)
       co_return fail(std::move(out), "destination file does not hold the bytes sent", true, verdict::mismatch);
     out.record.method = "local-readback-md5";
-  } else if (lower(completed->etag) == expected) {
+  } else if (util::ascii_lower(completed->etag) == expected) {
     out.record.method = "multipart-etag";
   } else {
     co_return fail(std::move(out), "destination ETag " + completed->etag + " != expected " + expected, true,
@@ -511,7 +494,7 @@ asio::awaitable<std::optional<copy_outcome>> server_copy(const copy_context& ctx
                    "destination holds " + std::to_string(check->size) + " bytes, expected " + std::to_string(obj.size),
                    true, verdict::mismatch);
   if (etag_is_md5(obj.etag) && etag_is_md5(check->etag)) {
-    if (lower(check->etag) != lower(obj.etag))
+    if (util::ascii_lower(check->etag) != util::ascii_lower(obj.etag))
       co_return fail(out, "destination ETag " + check->etag + " != source ETag " + obj.etag, true, verdict::mismatch);
     out.record.method = "server-copy+etag";
   } else {

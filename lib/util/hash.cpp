@@ -1,5 +1,7 @@
 #include "util/hash.hpp"
 
+#include <charconv>
+
 #include <isa-l.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -172,6 +174,19 @@ std::string to_hex(std::span<const std::uint8_t> data) {
 
 std::string to_hex(std::string_view data) {
   return to_hex(std::span(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()));
+}
+
+std::optional<std::vector<std::uint8_t>> from_hex(std::string_view hex) {
+  if (hex.size() % 2) return std::nullopt;
+  std::vector<std::uint8_t> out;
+  out.reserve(hex.size() / 2);
+  for (std::size_t i = 0; i < hex.size(); i += 2) {
+    unsigned v = 0;
+    auto r = std::from_chars(hex.data() + i, hex.data() + i + 2, v, 16);
+    if (r.ec != std::errc() || r.ptr != hex.data() + i + 2) return std::nullopt;
+    out.push_back(static_cast<std::uint8_t>(v));
+  }
+  return out;
 }
 
 std::string base64_encode(std::span<const std::uint8_t> data) { return b64_encode(data.data(), data.size()); }

@@ -84,6 +84,8 @@ sha256_digest hmac_sha256(std::string_view key, std::string_view data);
 // Lower-case hex.
 std::string to_hex(std::span<const std::uint8_t> data);
 std::string to_hex(std::string_view data);
+// Hex (either case) back to bytes; nullopt unless the whole text is pairs of hex digits.
+std::optional<std::vector<std::uint8_t>> from_hex(std::string_view hex);
 // Standard base64 with padding (RFC 4648 §4).
 std::string base64_encode(std::span<const std::uint8_t> data);
 std::string base64_encode(std::string_view data);
