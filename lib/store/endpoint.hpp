@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ferry::s3 {
@@ -36,6 +37,9 @@ struct object_info {
   // Local: the file's mtime. S3: x-amz-meta-mtime when present (rclone's key), else Last-Modified.
   std::optional<std::chrono::system_clock::time_point> mtime;
   s3::object_metadata metadata;  // filled by stat() and read(), not by listings
+  // When the object was last written: S3 Last-Modified (from listings and HEAD), local: the file's mtime.
+  // Last and defaulted, so positional initializers written before it stay valid and warning-free.
+  std::optional<std::chrono::system_clock::time_point> last_modified{};
 };
 
 struct byte_range {
@@ -90,6 +94,9 @@ class multipart_writer {
   // Publishes the object from `parts` (ascending part numbers).
   virtual asio::awaitable<result<write_result>> complete(const std::vector<s3::part_info>& parts) = 0;
   virtual asio::awaitable<result<void>> abort() = 0;
+  // The parts the destination already holds for this upload, ascending (S3: ListParts, every page, at most
+  // 10,000 parts; local: "NotSupported"). After a crash, what need not be sent again.
+  virtual asio::awaitable<result<std::vector<s3::part_info>>> uploaded_parts() = 0;
 };
 
 // Where an S3 endpoint points: what a server-side copy needs.
@@ -122,7 +129,21 @@ class endpoint {
                                                       const write_options& opts) = 0;
   virtual asio::awaitable<result<std::unique_ptr<multipart_writer>>> begin_multipart(std::string_view key,
                                                                                      const write_options& opts) = 0;
+  // A writer for an upload begun earlier (crash resume). S3: no request is made; the first call that
+  // fails with "NoSuchUpload" says the upload is gone. Local: "NotSupported" (what was written dies with
+  // the writer; start again).
+  virtual asio::awaitable<result<std::unique_ptr<multipart_writer>>> resume_multipart(std::string_view key,
+                                                                                      std::string upload_id) = 0;
+  // Abandons an upload begun earlier (S3: AbortMultipartUpload, "NoSuchUpload" counts as done; local:
+  // succeeds, removing the temp file `upload_id` names if a crashed writer left it beside the key).
+  virtual asio::awaitable<result<void>> abort_multipart(std::string_view key, std::string upload_id) = 0;
   virtual asio::awaitable<result<void>> remove(std::string_view key) = 0;
+  // Deletes `keys`; a missing key counts as deleted. Returns the keys that could not be deleted, with
+  // why; the outer error is a failure of the whole call (keys of earlier S3 batches may be gone).
+  // S3: DeleteObjects, 1000 keys a request. Local: each file, then the directories left empty (never
+  // the root).
+  virtual asio::awaitable<result<std::vector<std::pair<std::string, error>>>> remove_many(
+      std::vector<std::string> keys) = 0;
 };
 
 // A missing object, as stat() and read() of either endpoint report it: HTTP status 404 with code

@@ -16,9 +16,11 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <system_error>
 
 namespace ferry::store {
@@ -35,6 +37,8 @@ constexpr std::size_t max_key_bytes = PATH_MAX - 1;
 constexpr std::size_t write_chunk_bytes = 1 << 20;
 // S3's part numbers.
 constexpr int max_part_number = 10000;
+// Keys removed per hop to the pool by remove_many: one hop stays short, and many keys take many hops.
+constexpr std::size_t remove_chunk_keys = 1000;
 
 class unique_fd {
  public:
@@ -207,6 +211,7 @@ object_info info_from_stat(std::string key, const struct stat& st) {
   object_info info;
   info.size = static_cast<std::uint64_t>(st.st_size);
   info.mtime = to_time_point(st.st_mtim);
+  info.last_modified = info.mtime;
   info.metadata.content_type = std::string(guess_content_type(key));
   info.key = std::move(key);
   return info;
@@ -535,6 +540,50 @@ result<opened_file> open_regular(const fs::path& root, std::string_view key, boo
   return f;
 }
 
+error not_supported(std::string_view what) {
+  return make_error("NotSupported",
+                    std::string(what) +
+                        ": a local upload's parts live in a temp file that does not "
+                        "outlive its writer",
+                    501);
+}
+
+// Removes a key's file; a missing one, a directory or an unfollowed symlink (no objects) is success.
+result<void> remove_file(const fs::path& root, const std::string& key, bool follow) {
+  auto loc = locate(root, key, walk_mode::read, follow, false);
+  if (!loc) {
+    if (loc.error().code == "NoSuchKey") return {};  // already gone, as S3's delete
+    return loc.error();
+  }
+  struct stat st {};
+  if (::fstatat(loc->dir.get(), loc->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return {};
+    return errno_error("stat of " + key, false);
+  }
+  // Only what a listing shows is an object: a directory or an unfollowed symlink is not one.
+  const bool object = S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) && follow);
+  if (!object) return {};
+  if (::unlinkat(loc->dir.get(), loc->name.c_str(), 0) != 0 && errno != ENOENT)
+    return errno_error("removing " + key, false);
+  return {};
+}
+
+// Removes the directories (keys of directories under the root) that are empty, deepest first, so
+// a parent emptied by its child's removal goes too. Best effort: a directory that is not empty,
+// gone, or reached through a symlink stays (never anything outside the root).
+void remove_empty_dirs(const fs::path& root, const std::set<std::string>& dirs) {
+  // A directory's key sorts before every key under it: backwards, children come first.
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+    auto loc = locate(root, *it, walk_mode::read, /*follow=*/false, false);
+    if (!loc) continue;
+    if (::unlinkat(loc->dir.get(), loc->name.c_str(), AT_REMOVEDIR) == 0) continue;
+    const int err = errno;
+    if (err != ENOTEMPTY && err != EEXIST && err != ENOENT && err != ENOTDIR && err != EBUSY)
+      spdlog::debug("store: cannot remove empty directory {}/{}: {}", root.string(), *it,
+                    std::generic_category().message(err));
+  }
+}
+
 error source_changed(std::string_view key, std::string_view how) {
   return make_error("SourceChanged", std::string(key) + " changed while it was read (" + std::string(how) + ")", 0,
                     true);
@@ -659,6 +708,10 @@ class local_multipart final : public multipart_writer {
     state_ = f->finished ? state::closed : state::open;
     if (!done) co_return done.error();
     co_return write_result{};
+  }
+
+  asio::awaitable<result<std::vector<s3::part_info>>> uploaded_parts() override {
+    co_return not_supported("listing the parts of a local upload");
   }
 
   asio::awaitable<result<void>> abort() override {
@@ -828,28 +881,64 @@ class local_endpoint final : public endpoint {
     co_return w;
   }
 
-  asio::awaitable<result<void>> remove(std::string_view key_in) override {
+  asio::awaitable<result<std::unique_ptr<multipart_writer>>> resume_multipart(std::string_view /*key*/,
+                                                                              std::string /*upload_id*/) override {
+    co_return not_supported("resuming a local upload");
+  }
+
+  // Nothing to abort but the temp file a crashed writer may have left: removed when `upload_id`
+  // names one beside the key (the writer's id() is that path).
+  asio::awaitable<result<void>> abort_multipart(std::string_view key_in, std::string upload_id) override {
     std::string key(key_in);
     if (auto ok = check_local_key(key); !ok) co_return ok.error();
-    auto op = [this, key]() -> result<void> {
+    const auto slash = key.rfind('/');
+    std::string tmp_name = fs::path(upload_id).filename().string();
+    // The path staged_file::create() gives its temp file, and nothing else.
+    const auto expected = root_ / (slash == std::string::npos ? std::string() : key.substr(0, slash)) / tmp_name;
+    if (!tmp_name.starts_with(temp_file_prefix) || expected.string() != upload_id) co_return result<void>();
+    auto op = [this, key, tmp_name]() -> result<void> {
       auto loc = locate(root_, key, walk_mode::read, opts_.follow_symlinks, false);
-      if (!loc) {
-        if (loc.error().code == "NoSuchKey") return {};  // already gone, as S3's delete
-        return loc.error();
-      }
-      struct stat st {};
-      if (::fstatat(loc->dir.get(), loc->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) return {};
-        return errno_error("stat of " + key, false);
-      }
-      // Only what a listing shows is an object: a directory or an unfollowed symlink is not one.
-      const bool object = S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) && opts_.follow_symlinks);
-      if (!object) return {};
-      if (::unlinkat(loc->dir.get(), loc->name.c_str(), 0) != 0 && errno != ENOENT)
-        return errno_error("removing " + key, false);
+      if (!loc) return {};  // no directory, no temp file
+      if (::unlinkat(loc->dir.get(), tmp_name.c_str(), 0) != 0 && errno != ENOENT)
+        return errno_error("removing the temp file " + tmp_name + " of " + key, false);
       return {};
     };
     co_return co_await run_blocking(pool_, std::move(op));
+  }
+
+  asio::awaitable<result<void>> remove(std::string_view key_in) override {
+    std::string key(key_in);
+    if (auto ok = check_local_key(key); !ok) co_return ok.error();
+    auto op = [this, key] { return remove_file(root_, key, opts_.follow_symlinks); };
+    co_return co_await run_blocking(pool_, std::move(op));
+  }
+
+  asio::awaitable<result<std::vector<std::pair<std::string, error>>>> remove_many(
+      std::vector<std::string> keys) override {
+    std::vector<std::pair<std::string, error>> failed;
+    for (std::size_t start = 0; start < keys.size(); start += remove_chunk_keys) {
+      const auto end = std::min(keys.size(), start + remove_chunk_keys);
+      auto op = [this, &keys, start, end] {
+        std::vector<std::pair<std::string, error>> out;
+        std::set<std::string> dirs;
+        for (auto i = start; i < end; ++i) {
+          auto& key = keys[i];
+          auto removed = remove_file(root_, key, opts_.follow_symlinks);
+          if (!removed) {
+            out.emplace_back(std::move(key), removed.error());
+            continue;
+          }
+          // Valid keys have no empty component: every '/' ends the key of a directory.
+          for (auto slash = key.rfind('/'); slash != std::string::npos && slash > 0; slash = key.rfind('/', slash - 1))
+            if (!dirs.insert(key.substr(0, slash)).second) break;  // its parents are in already
+        }
+        remove_empty_dirs(root_, dirs);
+        return out;
+      };
+      auto chunk = co_await run_blocking(pool_, std::move(op));
+      std::move(chunk.begin(), chunk.end(), std::back_inserter(failed));
+    }
+    co_return failed;
   }
 
  private:

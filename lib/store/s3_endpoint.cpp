@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace ferry::store {
@@ -17,6 +18,9 @@ constexpr std::size_t max_s3_key_bytes = 1024;
 constexpr int max_empty_pages = 1000;
 // The user-metadata name rclone keeps the mtime under.
 constexpr std::string_view mtime_meta = "mtime";
+// S3's limits: part numbers, and keys per DeleteObjects request.
+constexpr int max_part_number = 10000;
+constexpr std::size_t max_delete_batch = 1000;
 
 error fail(std::string code, std::string message) {
   auto e = s3::local_error(std::move(code), std::move(message));
@@ -78,6 +82,7 @@ class s3_lister final : public lister {
         info.key = o.key.substr(prefix_.size());
         info.size = o.size;
         info.etag = std::move(o.etag);
+        info.last_modified = parse_iso8601(o.last_modified);
         out.push_back(std::move(info));
       }
       if (page->is_truncated) {
@@ -163,6 +168,14 @@ class s3_multipart final : public multipart_writer {
     co_return result<void>();
   }
 
+  asio::awaitable<result<std::vector<s3::part_info>>> uploaded_parts() override {
+    list_parts_fn fetch = [client = client_, bucket = bucket_, key = key_, id = id_](int marker) {
+      return client->list_parts(bucket, key, id, marker);
+    };
+    std::string where = "ListParts " + key_ + " (upload " + id_ + ")";
+    co_return co_await list_all_parts(std::move(fetch), std::move(where));
+  }
+
  private:
   std::shared_ptr<s3::client> client_;
   std::string bucket_, key_, id_;
@@ -199,6 +212,7 @@ class s3_endpoint final : public endpoint {
     info.size = head->size;
     info.etag = std::move(head->etag);
     info.mtime = mtime_of(head->metadata, head->last_modified);
+    info.last_modified = s3::parse_http_date(head->last_modified);
     info.metadata = std::move(head->metadata);
     co_return info;
   }
@@ -222,6 +236,7 @@ class s3_endpoint final : public endpoint {
     info.key = key;
     info.etag = got->head.etag;
     info.mtime = mtime_of(got->head.metadata, got->head.last_modified);
+    info.last_modified = s3::parse_http_date(got->head.last_modified);
     info.metadata = got->head.metadata;
     if (got->response.status() == 206) {
       auto header = got->response.headers().get("Content-Range");
@@ -268,6 +283,27 @@ class s3_endpoint final : public endpoint {
     co_return w;
   }
 
+  asio::awaitable<result<std::unique_ptr<multipart_writer>>> resume_multipart(std::string_view key_in,
+                                                                              std::string upload_id) override {
+    std::string key(key_in);
+    auto full = full_key(key);
+    if (!full) co_return full.error();
+    if (upload_id.empty()) co_return fail("InvalidArgument", "resuming an upload of " + key + " without its id");
+    std::unique_ptr<multipart_writer> w =
+        std::make_unique<s3_multipart>(client_, bucket_, std::move(*full), std::move(upload_id));
+    co_return w;
+  }
+
+  asio::awaitable<result<void>> abort_multipart(std::string_view key_in, std::string upload_id) override {
+    std::string key(key_in);
+    auto full = full_key(key);
+    if (!full) co_return full.error();
+    if (upload_id.empty()) co_return fail("InvalidArgument", "aborting an upload of " + key + " without its id");
+    auto r = co_await client_->abort_multipart_upload(bucket_, *full, upload_id);
+    if (!r && r.error().code != "NoSuchUpload") co_return r.error();  // already gone is what we wanted
+    co_return result<void>();
+  }
+
   asio::awaitable<result<void>> remove(std::string_view key_in) override {
     std::string key(key_in);
     auto full = full_key(key);
@@ -275,6 +311,15 @@ class s3_endpoint final : public endpoint {
     auto r = co_await client_->delete_object(bucket_, *full);
     if (!r && r.error().http_status != 404) co_return r.error();  // gone already: the goal
     co_return result<void>();
+  }
+
+  asio::awaitable<result<std::vector<std::pair<std::string, error>>>> remove_many(
+      std::vector<std::string> keys) override {
+    delete_batch_fn del = [client = client_, bucket = bucket_](const std::vector<std::string>& batch) {
+      return client->delete_objects(bucket, batch);
+    };
+    std::string prefix = prefix_;
+    co_return co_await delete_in_batches(std::move(del), std::move(prefix), std::move(keys));
   }
 
  private:
@@ -298,6 +343,105 @@ std::unique_ptr<endpoint> make_s3_endpoint(std::shared_ptr<s3::client> client, s
 
 std::unique_ptr<lister> make_s3_lister(list_page_fn fetch, std::string prefix, std::string where) {
   return std::make_unique<s3_lister>(std::move(fetch), std::move(prefix), std::move(where));
+}
+
+asio::awaitable<result<std::vector<s3::part_info>>> list_all_parts(list_parts_fn fetch, std::string where) {
+  std::vector<s3::part_info> out;
+  int marker = 0;
+  for (;;) {
+    auto page = co_await fetch(marker);
+    if (!page) co_return page.error();
+    for (auto& p : page->parts) {
+      // Ascending and within S3's numbers: at most 10,000 parts, whatever the server sends.
+      const int after = out.empty() ? marker : std::max(marker, out.back().part_number);
+      if (p.part_number <= after || p.part_number > max_part_number)
+        co_return fail("InvalidResponse", where + ": part " + std::to_string(p.part_number) + " out of order");
+      out.push_back(std::move(p));
+    }
+    if (!page->is_truncated) break;
+    const int next = page->next_part_number_marker;
+    if (next <= marker || next >= max_part_number)
+      co_return fail("InvalidResponse", where + ": truncated page whose next part-number marker (" +
+                                            std::to_string(next) + ") does not advance");
+    marker = next;
+  }
+  co_return out;
+}
+
+asio::awaitable<result<std::vector<std::pair<std::string, error>>>> delete_in_batches(delete_batch_fn del,
+                                                                                      std::string prefix,
+                                                                                      std::vector<std::string> keys) {
+  std::vector<std::pair<std::string, error>> failed;
+  std::vector<std::string> batch;
+  batch.reserve(std::min(keys.size(), max_delete_batch));
+  for (std::size_t i = 0; i < keys.size();) {
+    batch.clear();
+    for (; i < keys.size() && batch.size() < max_delete_batch; ++i) {
+      auto& key = keys[i];
+      if (key.empty()) {
+        failed.emplace_back(std::move(key), fail("InvalidKey", "empty key"));
+      } else if (prefix.size() + key.size() > max_s3_key_bytes) {
+        auto e = fail("InvalidKey", "key longer than S3's 1024 bytes: " + prefix + key);
+        failed.emplace_back(std::move(key), std::move(e));
+      } else {
+        batch.push_back(prefix + key);
+      }
+    }
+    if (batch.empty()) continue;
+    auto r = co_await del(batch);
+    if (!r) co_return r.error();
+    for (auto& f : r->errors) {
+      if (f.code == "NoSuchKey") continue;  // gone already: the goal
+      std::string key = f.key.starts_with(prefix) ? f.key.substr(prefix.size()) : f.key;
+      auto e = s3::local_error(f.code.empty() ? "InternalError" : std::move(f.code),
+                               "DeleteObjects " + f.key + ": " + f.message);
+      e.retryable = s3::is_retryable_code(e.code, 0);
+      failed.emplace_back(std::move(key), std::move(e));
+    }
+  }
+  co_return failed;
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view s) {
+  using namespace std::chrono;
+  // "2026-11-23T16:30:00" is 19 characters; a fraction and a zone follow.
+  if (s.size() < 20 || s.size() > 64) return std::nullopt;
+  const auto digits = [&](std::size_t at, std::size_t n) -> std::optional<int> {
+    int v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (i >= s.size() || s[i] < '0' || s[i] > '9') return std::nullopt;
+      v = v * 10 + (s[i] - '0');
+    }
+    return v;
+  };
+  if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':') return std::nullopt;
+  const auto year = digits(0, 4), mon = digits(5, 2), day = digits(8, 2);
+  const auto hh = digits(11, 2), mm = digits(14, 2), ss = digits(17, 2);
+  if (!year || !mon || !day || !hh || !mm || !ss || *hh > 23 || *mm > 59 || *ss > 60) return std::nullopt;
+  const year_month_day ymd{std::chrono::year(*year), month(static_cast<unsigned>(*mon)),
+                           std::chrono::day(static_cast<unsigned>(*day))};
+  if (!ymd.ok()) return std::nullopt;
+  std::size_t pos = 19;
+  std::int64_t nanos = 0;
+  if (s[pos] == '.') {
+    const auto start = ++pos;
+    for (; pos < s.size() && s[pos] >= '0' && s[pos] <= '9'; ++pos)
+      if (pos - start < 9) nanos = nanos * 10 + (s[pos] - '0');
+    if (pos == start) return std::nullopt;
+    for (auto n = std::min<std::size_t>(pos - start, 9); n < 9; ++n) nanos *= 10;
+  }
+  const auto zone = s.substr(pos);
+  minutes offset{0};
+  if (zone != "Z" && zone != "z") {
+    // "+HH:MM" or "-HH:MM"
+    if (zone.size() != 6 || (zone[0] != '+' && zone[0] != '-') || zone[3] != ':') return std::nullopt;
+    const auto oh = digits(pos + 1, 2), om = digits(pos + 4, 2);
+    if (!oh || !om || *oh > 23 || *om > 59) return std::nullopt;
+    offset = hours(*oh) + minutes(*om);
+    if (zone[0] == '-') offset = -offset;
+  }
+  const auto local = sys_days(ymd) + hours(*hh) + minutes(*mm) + seconds(*ss) + nanoseconds(nanos);
+  return time_point_cast<system_clock::duration>(local - offset);
 }
 
 std::string format_rclone_mtime(std::chrono::system_clock::time_point t) {

@@ -79,6 +79,38 @@ std::uint32_t crc_update(std::uint32_t state, const void* p, std::size_t n) {
   return state;
 }
 
+// CRC32C's polynomial, bit-reflected: bit 31 holds x^0 and bit 0 holds x^31, as in the CRC itself.
+constexpr std::uint32_t crc32c_poly = 0x82F63B78u;
+
+// a(x) * b(x) modulo the polynomial, both reflected (zlib's multmodp).
+constexpr std::uint32_t crc_multmodp(std::uint32_t a, std::uint32_t b) {
+  if (a == 0) return 0;  // the loop below ends at a's lowest set bit
+  std::uint32_t m = 1u << 31, p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) == 0) break;
+    }
+    m >>= 1;
+    b = (b & 1) ? (b >> 1) ^ crc32c_poly : b >> 1;
+  }
+  return p;
+}
+
+// x^(8 * 2^k) modulo the polynomial for k = 0..63: appending 2^k zero bytes to a message
+// multiplies its CRC register by table[k].
+constexpr std::array<std::uint32_t, 64> make_zero_bytes_table() {
+  std::array<std::uint32_t, 64> t{};
+  std::uint32_t p = 1u << 30;                          // x^1
+  for (int i = 0; i < 3; ++i) p = crc_multmodp(p, p);  // x^8: one zero byte
+  for (auto& v : t) {
+    v = p;
+    p = crc_multmodp(p, p);
+  }
+  return t;
+}
+constexpr auto crc_zero_bytes = make_zero_bytes_table();
+
 constexpr std::string_view b64_alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 std::string b64_encode(const std::uint8_t* p, std::size_t n) {
@@ -141,6 +173,15 @@ sha256_digest sha256(std::span<const std::uint8_t> d) {
   return one_shot<32>(sha256_md(), "SHA256", d.data(), d.size());
 }
 std::uint32_t crc32c(std::string_view d) { return ~crc_update(0xFFFFFFFFu, d.data(), d.size()); }
+
+std::uint32_t crc32c_combine(std::uint32_t crc1, std::uint32_t crc2, std::uint64_t len2) {
+  // crc(A||B) = crc(A) * x^(8 len2) + crc(B) modulo the polynomial: with the initial value and the
+  // final xor both all ones, the terms they add to the right-hand side cancel.
+  std::uint32_t shift = 1u << 31;  // x^0
+  for (std::size_t k = 0; len2 != 0; ++k, len2 >>= 1)
+    if (len2 & 1) shift = crc_multmodp(crc_zero_bytes[k], shift);
+  return crc_multmodp(shift, crc1) ^ crc2;
+}
 
 sha256_digest hmac_sha256(std::span<const std::uint8_t> key, std::string_view data) {
   if (key.size() > static_cast<std::size_t>(INT_MAX)) fail("HMAC key length");

@@ -78,6 +78,9 @@ md5_digest md5(std::span<const std::uint8_t> data);
 sha256_digest sha256(std::string_view data);
 sha256_digest sha256(std::span<const std::uint8_t> data);
 std::uint32_t crc32c(std::string_view data);
+// The CRC32C of A||B from crc32c(A), crc32c(B) and B's length, without the bytes (zlib's
+// crc32_combine, for the Castagnoli polynomial): whole-object checksums from per-part ones.
+std::uint32_t crc32c_combine(std::uint32_t crc1, std::uint32_t crc2, std::uint64_t len2);
 sha256_digest hmac_sha256(std::span<const std::uint8_t> key, std::string_view data);
 sha256_digest hmac_sha256(std::string_view key, std::string_view data);
 

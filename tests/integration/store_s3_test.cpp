@@ -1,11 +1,13 @@
 // lib/store's S3 endpoint against a real s3rver (SigV4, Content-MD5, listing order and multipart
 // checked by tests/support/s3rver_strict.js), over plain HTTP and TLS; rclone reads and writes the
-// same mtimes.
+// same mtimes. DeleteObjects of more than 1000 keys (slow on s3rver) and ListParts paging run against
+// bench/synthetic-s3 too.
 #include "s3/client.hpp"
 #include "store/s3_endpoint.hpp"
 #include "support/io_runner.hpp"
 #include "support/listing.hpp"
 #include "support/pattern.hpp"
+#include "support/process.hpp"
 #include "support/s3rver.hpp"
 #include "support/temp_dir.hpp"
 #include "util/hash.hpp"
@@ -24,6 +26,8 @@
 #include <cstring>
 #include <fstream>
 #include <future>
+#include <sstream>
+#include <thread>
 
 namespace ferry::store {
 namespace {
@@ -380,6 +384,128 @@ TEST_P(StoreS3Test, RemoveDeletesAndIsIdempotent) {
   EXPECT_EQ(keys_of(*pages), (std::vector<std::string>{"kept"}));
 }
 
+TEST_P(StoreS3Test, LastModifiedComesFromListingsHeadAndGet) {
+  const auto before = sys_clock::now() - 10min, after = sys_clock::now() + 10min;
+  write_options o;
+  o.mtime = sys_clock::time_point(std::chrono::seconds(1'000'000'000));  // the file's; not the upload's
+  ASSERT_TRUE(write("lm/a", "aaa", o));
+  ASSERT_TRUE(put("pre/lm/b", "bbb"));
+  auto pages = io_.run(list_pages(*ep_));
+  ASSERT_TRUE(pages) << pages.error().to_string();
+  ASSERT_EQ(keys_of(*pages), (std::vector<std::string>{"lm/a", "lm/b"}));
+  for (const auto& obj : pages->front()) {
+    ASSERT_TRUE(obj.last_modified) << obj.key << ": LastModified did not parse";
+    EXPECT_GT(*obj.last_modified, before) << obj.key;
+    EXPECT_LT(*obj.last_modified, after) << obj.key;
+    EXPECT_FALSE(obj.mtime) << obj.key;  // listings still carry no mtime
+  }
+  auto s = io_.run(ep_->stat("lm/a"));
+  ASSERT_TRUE(s) << s.error().to_string();
+  ASSERT_TRUE(s->last_modified);
+  EXPECT_GT(*s->last_modified, before);
+  EXPECT_LT(*s->last_modified, after);
+  EXPECT_EQ(s->mtime, o.mtime);  // mtime keeps its meaning: x-amz-meta-mtime first
+  // The listing's (milliseconds) and HEAD's (seconds) agree to the second.
+  EXPECT_LT(std::chrono::abs(*s->last_modified - *pages->front().front().last_modified), 1s);
+  auto r = read("lm/b");
+  ASSERT_TRUE(r) << r.error().to_string();
+  ASSERT_TRUE(r->info.last_modified);
+  EXPECT_GT(*r->info.last_modified, before);
+  EXPECT_LT(*r->info.last_modified, after);
+}
+
+TEST_P(StoreS3Test, RemoveManyDeletesTheKeysAndReportsOnlyWhatFailed) {
+  for (const auto* k : {"rm/1", "rm/2", "rm/3", "rm/kept"}) ASSERT_TRUE(write(k, k));
+  auto failed = io_.run(ep_->remove_many({"rm/1", "rm/3", "rm/never-existed", "", "rm/2"}));
+  ASSERT_TRUE(failed) << failed.error().to_string();
+  ASSERT_EQ(failed->size(), 1u);
+  EXPECT_EQ(failed->front().first, "");
+  EXPECT_EQ(failed->front().second.code, "InvalidKey");
+  auto pages = io_.run(list_pages(*ep_));
+  ASSERT_TRUE(pages) << pages.error().to_string();
+  EXPECT_EQ(keys_of(*pages), std::vector<std::string>{"rm/kept"});
+  auto none = io_.run(ep_->remove_many({}));
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_P(StoreS3Test, AResumedWriterCompletesAnUploadBegunByAnother) {
+  const auto part1 = std::make_shared<const std::string>(pattern(5 * 1024 * 1024, 31));
+  const auto part2 = std::make_shared<const std::string>(pattern(5 * 1024 * 1024, 32));
+  const auto part3 = std::make_shared<const std::string>("the end");
+  write_options o;
+  o.mtime = sys_clock::time_point(std::chrono::seconds(1'700'000'000));
+  std::string id;
+  std::vector<s3::part_info> parts;
+  {
+    // The first writer: two of three parts, then a "crash" (the writer is dropped; the upload stays).
+    auto mp = io_.run(ep_->begin_multipart("resumed/obj", o));
+    ASSERT_TRUE(mp) << mp.error().to_string();
+    id = (*mp)->id();
+    auto e1 = io_.run((*mp)->write_part(1, 0, part1, md5_b64(*part1)));
+    auto e2 = io_.run((*mp)->write_part(2, part1->size(), part2, md5_b64(*part2)));
+    ASSERT_TRUE(e1) << e1.error().to_string();
+    ASSERT_TRUE(e2) << e2.error().to_string();
+    parts = {{1, *e1, part1->size()}, {2, *e2, part2->size()}};  // what the state database kept
+  }
+  auto resumed = io_.run(ep_->resume_multipart("resumed/obj", id));
+  ASSERT_TRUE(resumed) << resumed.error().to_string();
+  auto& w = **resumed;
+  EXPECT_EQ(w.id(), id);
+  // What the server holds agrees with what the first writer was told.
+  auto held = io_.run(w.uploaded_parts());
+  ASSERT_TRUE(held) << held.error().to_string();
+  ASSERT_EQ(held->size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(held->at(i).part_number, parts[i].part_number);
+    EXPECT_EQ(held->at(i).etag, parts[i].etag);
+    EXPECT_EQ(held->at(i).size, parts[i].size);
+  }
+  auto e3 = io_.run(w.write_part(3, part1->size() + part2->size(), part3, md5_b64(*part3)));
+  ASSERT_TRUE(e3) << e3.error().to_string();
+  parts = *held;
+  parts.push_back({3, *e3, part3->size()});
+  auto done = io_.run(w.complete(parts));
+  ASSERT_TRUE(done) << done.error().to_string();
+  EXPECT_TRUE(done->etag.ends_with("-3")) << done->etag;
+  auto back = read("resumed/obj");
+  ASSERT_TRUE(back) << back.error().to_string();
+  EXPECT_TRUE(back->data == *part1 + *part2 + *part3);
+  EXPECT_EQ(back->info.mtime, o.mtime);  // the metadata given to begin_multipart survives the resume
+
+  // An upload that is gone: resuming costs no request, the first call says so.
+  auto stale = io_.run(ep_->resume_multipart("resumed/obj", id));
+  ASSERT_TRUE(stale) << stale.error().to_string();
+  auto listed = io_.run((*stale)->uploaded_parts());
+  ASSERT_FALSE(listed);
+  EXPECT_EQ(listed.error().code, "NoSuchUpload");
+  auto late = io_.run((*stale)->write_part(4, 0, part3, md5_b64(*part3)));
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, "NoSuchUpload");
+  auto no_id = io_.run(ep_->resume_multipart("resumed/obj", ""));
+  ASSERT_FALSE(no_id);
+  EXPECT_EQ(no_id.error().code, "InvalidArgument");
+}
+
+TEST_P(StoreS3Test, AbortMultipartEndsAnUploadByIdAndAGoneOneIsFine) {
+  auto mp = io_.run(ep_->begin_multipart("abandoned", write_options{}));
+  ASSERT_TRUE(mp) << mp.error().to_string();
+  auto part = std::make_shared<const std::string>("part one");
+  ASSERT_TRUE(io_.run((*mp)->write_part(1, 0, part, md5_b64(*part))));
+  const std::string id = (*mp)->id();
+  mp->reset();  // the writer is gone (a crash); only the id is left
+  auto aborted = io_.run(ep_->abort_multipart("abandoned", id));
+  ASSERT_TRUE(aborted) << aborted.error().to_string();
+  auto late = io_.run(s3_->upload_part(bucket_, "pre/abandoned", id, 2, s3::body::from_string("x"), ""));
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, "NoSuchUpload");
+  auto again = io_.run(ep_->abort_multipart("abandoned", id));
+  EXPECT_TRUE(again) << again.error().to_string();
+  auto unknown = io_.run(ep_->abort_multipart("abandoned", "no-such-upload-id"));
+  EXPECT_TRUE(unknown) << unknown.error().to_string();
+  EXPECT_FALSE(io_.run(ep_->stat("abandoned")));
+}
+
 // s3rver as published lists in directory-walk order: "a/b" (in directory "a") before "a-b".
 class StoreS3UnorderedTest : public StoreS3Test {
  protected:
@@ -396,6 +522,146 @@ TEST_P(StoreS3UnorderedTest, AListingOutOfByteOrderIsDetected) {
   EXPECT_EQ(pages.error().code, "ListingOutOfOrder");
   EXPECT_FALSE(pages.error().retryable);
 }
+
+#ifdef FERRY_SYNTHETIC_S3_BIN
+// bench/synthetic-s3 on a free port with one empty writable bucket "dst"; parts of 64 KiB are
+// enough for CompleteMultipartUpload, so a test moves little data.
+class synthetic_s3 {
+ public:
+  synthetic_s3() {
+    test::process_options o;
+    o.argv = {FERRY_SYNTHETIC_S3_BIN, "--port", "0", "--threads", "1", "--writable", "dst", "--min-part-size", "64KiB"};
+    o.stdout_path = dir_ / "out.log";
+    o.stderr_path = dir_ / "err.log";
+    child_.emplace(o);
+    constexpr std::string_view listening = "synthetic-s3 listening on 127.0.0.1:";
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    for (;;) {
+      const auto out = slurp(dir_ / "out.log");
+      if (auto at = out.find(listening); at != std::string::npos && out.find('\n', at) != std::string::npos) {
+        endpoint_ = "http://127.0.0.1:" + std::to_string(std::stoi(out.substr(at + listening.size())));
+        return;
+      }
+      if (!child_->running() || std::chrono::steady_clock::now() > deadline)
+        throw std::runtime_error("synthetic-s3 did not start:\n" + slurp(dir_ / "err.log"));
+      std::this_thread::sleep_for(10ms);  // polling a child's output file: nothing to wait on
+    }
+  }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  static std::string slurp(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+  test::temp_dir dir_{"ferry-store-syn"};
+  std::optional<test::process> child_;
+  std::string endpoint_;
+};
+
+class StoreS3SyntheticTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    s3::remote_config r;
+    r.name = "syn";
+    r.endpoint = server_.endpoint();
+    r.path_style = true;
+    r.credentials.access_key_id = "AKSYNTH";
+    r.credentials.secret_access_key = "SECRETSYNTH";
+    http::pool_config pc;
+    pc.max_connections = 8;
+    auto http = std::make_shared<http::client>(io_.executor(), pc);
+    s3::credentials c{r.credentials.access_key_id, r.credentials.secret_access_key, ""};
+    s3_ = std::make_shared<s3::client>(std::move(http), std::move(r), std::move(c));
+    ep_ = make_s3_endpoint(s3_, "dst", "pre/");
+  }
+
+  io_runner io_;
+  synthetic_s3 server_;
+  std::shared_ptr<s3::client> s3_;
+  std::unique_ptr<endpoint> ep_;
+};
+
+std::vector<int> numbers_of(const std::vector<s3::part_info>& parts) {
+  std::vector<int> out;
+  for (const auto& p : parts) out.push_back(p.part_number);
+  return out;
+}
+
+TEST_F(StoreS3SyntheticTest, UploadedPartsListsWhatAResumedWriterNeedNotSendAgain) {
+  std::vector<std::shared_ptr<const std::string>> data;
+  for (int i = 0; i < 3; ++i) data.push_back(std::make_shared<const std::string>(pattern(64 * 1024, 40 + i)));
+  std::string id;
+  {
+    auto mp = io_.run(ep_->begin_multipart("resume/obj", write_options{}));
+    ASSERT_TRUE(mp) << mp.error().to_string();
+    id = (*mp)->id();
+    for (int i = 0; i < 2; ++i) {
+      auto e = io_.run((*mp)->write_part(i + 1, i * data[0]->size(), data[i], md5_b64(*data[i])));
+      ASSERT_TRUE(e) << e.error().to_string();
+    }
+  }
+  auto resumed = io_.run(ep_->resume_multipart("resume/obj", id));
+  ASSERT_TRUE(resumed) << resumed.error().to_string();
+  auto& w = **resumed;
+  auto held = io_.run(w.uploaded_parts());
+  ASSERT_TRUE(held) << held.error().to_string();
+  EXPECT_EQ(numbers_of(*held), (std::vector<int>{1, 2}));
+  for (const auto& p : *held) {
+    EXPECT_EQ(p.etag, md5_hex(*data[p.part_number - 1])) << p.part_number;
+    EXPECT_EQ(p.size, data[0]->size()) << p.part_number;
+  }
+  auto e3 = io_.run(w.write_part(3, 2 * data[0]->size(), data[2], md5_b64(*data[2])));
+  ASSERT_TRUE(e3) << e3.error().to_string();
+  auto all = io_.run(w.uploaded_parts());
+  ASSERT_TRUE(all) << all.error().to_string();
+  ASSERT_EQ(numbers_of(*all), (std::vector<int>{1, 2, 3}));
+  auto done = io_.run(w.complete(*all));
+  ASSERT_TRUE(done) << done.error().to_string();
+  EXPECT_TRUE(done->etag.ends_with("-3")) << done->etag;
+  auto s = io_.run(ep_->stat("resume/obj"));
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ(s->size, 3 * data[0]->size());
+  EXPECT_EQ(s->etag, done->etag);
+  ASSERT_TRUE(s->last_modified);
+
+  // Completed, the upload is gone: ListParts says so.
+  auto gone = io_.run(w.uploaded_parts());
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, "NoSuchUpload");
+}
+
+asio::awaitable<result<void>> put_all(s3::client& c, std::string bucket, std::vector<std::string> keys) {
+  const s3::put_params params;
+  for (const auto& k : keys) {
+    auto b = s3::body::from_string("x");
+    auto r = co_await c.put_object(bucket, k, std::move(b), params);
+    if (!r) co_return r.error();
+  }
+  co_return result<void>();
+}
+
+TEST_F(StoreS3SyntheticTest, RemoveManyDeletesMoreThanOneBatch) {
+  std::vector<std::string> keys, full;
+  for (int i = 0; i < 1001; ++i) {
+    keys.push_back("many/" + std::to_string(i));
+    full.push_back("pre/" + keys.back());
+  }
+  ASSERT_TRUE(io_.run(put_all(*s3_, "dst", full)));
+  ASSERT_TRUE(io_.run(put_all(*s3_, "dst", {"pre/kept"})));
+  const auto before = s3_->stats().requests.load();
+  auto failed = io_.run(ep_->remove_many(keys));
+  ASSERT_TRUE(failed) << failed.error().to_string();
+  EXPECT_TRUE(failed->empty());
+  EXPECT_EQ(s3_->stats().requests.load() - before, 2u);  // 1000 + 1
+  auto pages = io_.run(list_pages(*ep_));
+  ASSERT_TRUE(pages) << pages.error().to_string();
+  EXPECT_EQ(keys_of(*pages), std::vector<std::string>{"kept"});
+}
+#endif  // FERRY_SYNTHETIC_S3_BIN
 
 }  // namespace
 }  // namespace ferry::store

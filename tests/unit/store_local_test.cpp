@@ -1,5 +1,5 @@
 // lib/store's local endpoint on real temp directories: listing order and pagination, key checks,
-// atomic writes, digests, mtimes, multipart, ranged reads; and the blocking pool under it.
+// atomic writes, digests, mtimes, multipart, ranged reads, batch removal; and the blocking pool under it.
 #include "store/blocking.hpp"
 #include "store/local_endpoint.hpp"
 #include "support/io_runner.hpp"
@@ -662,6 +662,119 @@ TEST_F(StoreLocalTest, MultipartAbortAndDestructionLeaveNothing) {
   }  // destroyed without complete(): the temp file goes, on the pool
   ASSERT_TRUE(pool_.wait_detached(30s));
   EXPECT_EQ(files_under(root_), std::vector<std::string>{});
+}
+
+TEST_F(StoreLocalTest, LastModifiedIsTheMtimeInListStatAndRead) {
+  const auto mtime =
+      std::chrono::system_clock::time_point(std::chrono::seconds(1'500'000'000) + std::chrono::nanoseconds(42));
+  write_options o;
+  o.mtime = mtime;
+  ASSERT_TRUE(write("lm/file.txt", "abc", o));
+  auto s = stat("lm/file.txt");
+  ASSERT_TRUE(s) << s.error().to_string();
+  EXPECT_EQ(s->last_modified, mtime);
+  auto pages = io_.run(list_pages(*ep_));
+  ASSERT_TRUE(pages) << pages.error().to_string();
+  ASSERT_EQ(keys_of(*pages), std::vector<std::string>{"lm/file.txt"});
+  EXPECT_EQ(pages->front().front().last_modified, mtime);
+  EXPECT_EQ(pages->front().front().mtime, mtime);
+  auto r = io_.run(ep_->read("lm/file.txt", std::nullopt, ""));
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ((*r)->info().last_modified, mtime);
+}
+
+TEST_F(StoreLocalTest, RemoveManyDeletesFilesAndTheDirectoriesLeftEmptyButNeverTheRoot) {
+  for (const auto* k : {"a/b/c/one", "a/b/c/two", "a/b/keep", "x/y/z/only", "top", "solo/file"})
+    make_file(root_ / k, k);
+  fs::create_directories(root_ / "empty/already");  // no key names it: left alone
+  auto failed = io_.run(ep_->remove_many({"a/b/c/one", "a/b/c/two", "x/y/z/only", "top", "solo/file"}));
+  ASSERT_TRUE(failed) << failed.error().to_string();
+  EXPECT_TRUE(failed->empty());
+  EXPECT_EQ(files_under(root_), std::vector<std::string>{"a/b/keep"});
+  EXPECT_FALSE(fs::exists(root_ / "a/b/c"));  // emptied: gone
+  EXPECT_TRUE(fs::exists(root_ / "a/b"));     // still holds "keep"
+  EXPECT_FALSE(fs::exists(root_ / "x"));      // emptied all the way up
+  EXPECT_FALSE(fs::exists(root_ / "solo"));
+  EXPECT_TRUE(fs::exists(root_ / "empty/already"));
+  EXPECT_TRUE(fs::is_directory(root_));  // the root stays, empty or not
+
+  auto last = io_.run(ep_->remove_many({"a/b/keep"}));
+  ASSERT_TRUE(last) << last.error().to_string();
+  EXPECT_TRUE(last->empty());
+  EXPECT_FALSE(fs::exists(root_ / "a"));
+  EXPECT_TRUE(fs::is_directory(root_));
+}
+
+TEST_F(StoreLocalTest, RemoveManyCountsMissingKeysAsDeletedAndReportsInvalidOnes) {
+  make_file(root_ / "d/real", "x");
+  make_file(root_ / "d/sub/keep", "x");
+  make_file(root_ / "plain", "x");
+  auto failed = io_.run(ep_->remove_many(
+      {"never/was", "d/real", "", "../escape", "d/sub", "plain/under-a-file", std::string(temp_file_prefix) + "x"}));
+  ASSERT_TRUE(failed) << failed.error().to_string();
+  ASSERT_EQ(failed->size(), 3u);
+  EXPECT_EQ(failed->at(0).first, "");
+  EXPECT_EQ(failed->at(1).first, "../escape");
+  EXPECT_EQ(failed->at(2).first, std::string(temp_file_prefix) + "x");
+  for (const auto& [key, e] : *failed) EXPECT_EQ(e.code, "InvalidKey") << key;
+  // "d/sub" is a directory, no object: kept with its contents, as remove() does.
+  EXPECT_EQ(files_under(root_), (std::vector<std::string>{"d/sub/keep", "plain"}));
+  EXPECT_FALSE(fs::exists(root_ / "never"));
+
+  // More keys than one hop to the pool takes.
+  std::vector<std::string> many;
+  for (int i = 0; i < 2100; ++i) {
+    many.push_back("many/" + std::to_string(i % 7) + "/" + std::to_string(i));
+    make_file(root_ / many.back());
+  }
+  auto all = io_.run(ep_->remove_many(many));
+  ASSERT_TRUE(all) << all.error().to_string();
+  EXPECT_TRUE(all->empty());
+  EXPECT_FALSE(fs::exists(root_ / "many"));
+  auto none = io_.run(ep_->remove_many({}));
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(StoreLocalTest, RemoveManyDoesNotFollowSymlinkedDirectoriesToRemoveThem) {
+  make_file(dir_ / "outside/empty-soon/f", "x");
+  fs::create_directories(root_);
+  fs::create_directory_symlink(dir_ / "outside", root_ / "link");
+  auto follow = make(local_options{.follow_symlinks = true});
+  auto failed = io_.run(follow->remove_many({"link/empty-soon/f"}));
+  ASSERT_TRUE(failed) << failed.error().to_string();
+  EXPECT_TRUE(failed->empty());
+  EXPECT_FALSE(fs::exists(dir_ / "outside/empty-soon/f"));  // the object, reached as asked
+  EXPECT_TRUE(fs::exists(dir_ / "outside/empty-soon"));     // but no directory outside the root
+  EXPECT_TRUE(fs::is_symlink(root_ / "link"));
+}
+
+TEST_F(StoreLocalTest, ResumingLocalUploadsIsNotSupportedAndAbortRemovesALeftoverTempFile) {
+  auto mp = io_.run(ep_->begin_multipart("up/obj.bin", write_options{}));
+  ASSERT_TRUE(mp) << mp.error().to_string();
+  for (auto& r : write_parts(io_, **mp, {{1, 0, "abc"}})) ASSERT_TRUE(r);
+  auto listed = io_.run((*mp)->uploaded_parts());
+  ASSERT_FALSE(listed);
+  EXPECT_EQ(listed.error().code, "NotSupported");
+  EXPECT_FALSE(listed.error().retryable);
+  auto resumed = io_.run(ep_->resume_multipart("up/obj.bin", (*mp)->id()));
+  ASSERT_FALSE(resumed);
+  EXPECT_EQ(resumed.error().code, "NotSupported");
+
+  // A temp file left behind (as by a crash) goes with abort_multipart of its id; other ids are ignored.
+  const std::string id = (*mp)->id();
+  ASSERT_EQ(files_under(root_).size(), 1u);
+  ASSERT_TRUE(io_.run(ep_->abort_multipart("up/obj.bin", "upload-id-of-something-else")));
+  ASSERT_TRUE(io_.run(ep_->abort_multipart("other/obj.bin", id)));  // not beside this key
+  EXPECT_EQ(files_under(root_).size(), 1u);
+  auto aborted = io_.run(ep_->abort_multipart("up/obj.bin", id));
+  ASSERT_TRUE(aborted) << aborted.error().to_string();
+  EXPECT_EQ(files_under(root_), std::vector<std::string>{});
+  EXPECT_TRUE(io_.run(ep_->abort_multipart("up/obj.bin", id)));  // nothing left: still fine
+  EXPECT_TRUE(io_.run(ep_->abort_multipart("never/begun", "")));
+  auto bad = io_.run(ep_->abort_multipart("", id));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, "InvalidKey");
 }
 
 TEST(StoreBlockingPool, RunsOnThePoolAndResumesOnTheCaller) {

@@ -1,5 +1,6 @@
 // The S3 endpoint's pieces that need no server: the lister on scripted ListObjectsV2 pages (prefix
-// stripping, continuation, order checking), rclone's mtime format, Content-Range parsing.
+// stripping, continuation, order checking, LastModified), ListParts paging and DeleteObjects batching
+// on scripted answers, rclone's mtime format, ISO 8601 and Content-Range parsing.
 #include "store/order_check.hpp"
 #include "store/s3_endpoint.hpp"
 #include "support/io_runner.hpp"
@@ -7,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
 
 namespace ferry::store {
@@ -173,6 +176,217 @@ TEST(StoreS3Lister, RefusesBrokenPagination) {
   auto outside = io.run(drain(*make_s3_lister(fetch_from(s), "mine/", "x")));
   ASSERT_FALSE(outside);
   EXPECT_EQ(outside.error().code, "InvalidResponse");
+}
+
+TEST(StoreS3Lister, FillsLastModifiedAndSkipsOneThatDoesNotParse) {
+  io_runner io;
+  auto s = std::make_shared<scripted_pages>();
+  auto page = scripted_pages::page({"a", "b", "c"}, false);
+  page.objects[0].last_modified = "2026-11-23T16:30:00.000Z";
+  page.objects[1].last_modified = "yesterday";
+  page.objects[2].last_modified = "";
+  s->pages = {page};
+  auto pages = io.run(drain(*make_s3_lister(fetch_from(s), "", "x")));
+  ASSERT_TRUE(pages) << pages.error().to_string();
+  ASSERT_EQ(keys_of(*pages), (std::vector<std::string>{"a", "b", "c"}));
+  const auto& objects = pages->at(0);
+  using namespace std::chrono;
+  ASSERT_TRUE(objects[0].last_modified);
+  EXPECT_EQ(*objects[0].last_modified, sys_days(2026y / November / 23) + 16h + 30min);
+  EXPECT_FALSE(objects[0].mtime);  // Last-Modified is no mtime
+  EXPECT_FALSE(objects[1].last_modified);
+  EXPECT_FALSE(objects[2].last_modified);
+}
+
+TEST(StoreS3Iso8601, ParsesS3TimestampsAndRefusesTheRest) {
+  using namespace std::chrono;
+  const auto base = sys_days(2026y / November / 23) + 16h + 30min;
+  EXPECT_EQ(parse_iso8601("2026-11-23T16:30:00.000Z"), base);
+  EXPECT_EQ(parse_iso8601("2026-11-23T16:30:00Z"), base);
+  EXPECT_EQ(parse_iso8601("2026-11-23t16:30:00z"), base);
+  EXPECT_EQ(parse_iso8601("2026-11-23T16:30:00.5Z"), base + 500ms);
+  EXPECT_EQ(parse_iso8601("2026-11-23T16:30:00.123456789Z"), base + 123'456'789ns);
+  EXPECT_EQ(parse_iso8601("2026-11-23T16:30:00.1234567891Z"), base + 123'456'789ns);  // past ns: dropped
+  EXPECT_EQ(parse_iso8601("2026-11-23T18:30:00+02:00"), base);
+  EXPECT_EQ(parse_iso8601("2026-11-23T14:00:00-02:30"), base);
+  EXPECT_EQ(parse_iso8601("1970-01-01T00:00:00.000Z"), system_clock::time_point{});
+  EXPECT_EQ(parse_iso8601("2024-02-29T00:00:00Z"), sys_days(2024y / February / 29));
+  for (const char* bad :
+       {"", "2026-11-23", "2026-11-23T16:30:00", "2026-11-23T16:30:00.Z", "2026-13-01T00:00:00Z",
+        "2026-02-30T00:00:00Z", "2026-11-23T24:00:00Z", "2026-11-23T16:60:00Z", "2026-11-23 16:30:00Z",
+        "2026-11-23T16:30:00.000", "2026-11-23T16:30:00+0200", "2026-11-23T16:30:00.000ZZ", "20261123T163000Z",
+        "2026-1a-23T16:30:00Z", "Mon, 23 Nov 2026 16:30:00 GMT"})
+    EXPECT_FALSE(parse_iso8601(bad)) << bad;
+  EXPECT_FALSE(parse_iso8601("2026-11-23T16:30:00." + std::string(100, '1') + "Z"));  // bounded input
+}
+
+// ListParts pages served by part-number marker: page i answers marker markers[i].
+struct scripted_parts {
+  std::vector<s3::parts_page> pages;
+  std::vector<int> markers;  // the marker each page answers
+  std::vector<int> asked;
+
+  static s3::parts_page page(std::vector<int> numbers, bool more, int next = 0) {
+    s3::parts_page p;
+    for (int n : numbers) p.parts.push_back(s3::part_info{n, "etag" + std::to_string(n), 5u << 20});
+    p.is_truncated = more;
+    p.next_part_number_marker = next;
+    return p;
+  }
+};
+
+list_parts_fn parts_from(std::shared_ptr<scripted_parts> s) {
+  return [s](int marker) -> asio::awaitable<result<s3::parts_page>> {
+    s->asked.push_back(marker);
+    for (std::size_t i = 0; i < s->markers.size(); ++i)
+      if (s->markers[i] == marker) co_return s->pages[i];
+    co_return s3::local_error("NoSuchUpload", "no page for this marker");
+  };
+}
+
+TEST(StoreS3Parts, FollowsPartNumberMarkersAcrossPages) {
+  io_runner io;
+  auto s = std::make_shared<scripted_parts>();
+  s->pages = {scripted_parts::page({1, 2, 3}, true, 3), scripted_parts::page({5, 8}, true, 8),
+              scripted_parts::page({}, false)};
+  s->markers = {0, 3, 8};
+  auto parts = io.run(list_all_parts(parts_from(s), "upload"));
+  ASSERT_TRUE(parts) << parts.error().to_string();
+  std::vector<int> numbers;
+  for (const auto& p : *parts) numbers.push_back(p.part_number);
+  EXPECT_EQ(numbers, (std::vector<int>{1, 2, 3, 5, 8}));
+  EXPECT_EQ(parts->at(3).etag, "etag5");
+  EXPECT_EQ(parts->at(3).size, 5u << 20);
+  EXPECT_EQ(s->asked, (std::vector<int>{0, 3, 8}));
+}
+
+TEST(StoreS3Parts, RefusesPagesThatRepeatOrDoNotAdvanceAndPassesErrorsOn) {
+  io_runner io;
+  const auto run = [&](std::vector<s3::parts_page> pages, std::vector<int> markers) {
+    auto s = std::make_shared<scripted_parts>();
+    s->pages = std::move(pages);
+    s->markers = std::move(markers);
+    return io.run(list_all_parts(parts_from(s), "upload u1"));
+  };
+  // A marker that does not advance would loop forever.
+  auto stuck = run({scripted_parts::page({1}, true, 0)}, {0});
+  ASSERT_FALSE(stuck);
+  EXPECT_EQ(stuck.error().code, "InvalidResponse");
+  EXPECT_NE(stuck.error().message.find("upload u1"), std::string::npos);
+  // A marker behind the parts already given repeats them.
+  auto repeat = run({scripted_parts::page({1, 2}, true, 1), scripted_parts::page({2, 3}, false)}, {0, 1});
+  ASSERT_FALSE(repeat);
+  EXPECT_EQ(repeat.error().code, "InvalidResponse");
+  // Out of order within a page, and beyond S3's 10,000 parts.
+  EXPECT_FALSE(run({scripted_parts::page({2, 1}, false)}, {0}));
+  EXPECT_FALSE(run({scripted_parts::page({10001}, false)}, {0}));
+  EXPECT_FALSE(run({scripted_parts::page({1}, true, 10000)}, {0}));
+  // The server's error is the caller's (NoSuchUpload: the upload is gone).
+  auto gone = run({}, {});
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code, "NoSuchUpload");
+  // The largest upload S3 allows, page by page.
+  std::vector<s3::parts_page> pages;
+  std::vector<int> markers;
+  for (int start = 1; start <= 10000; start += 1000) {
+    std::vector<int> numbers;
+    for (int n = start; n < start + 1000; ++n) numbers.push_back(n);
+    const bool more = start + 1000 <= 10000;
+    pages.push_back(scripted_parts::page(numbers, more, more ? start + 999 : 0));
+    markers.push_back(start - 1);
+  }
+  auto all = run(pages, markers);
+  ASSERT_TRUE(all) << all.error().to_string();
+  EXPECT_EQ(all->size(), 10000u);
+  EXPECT_EQ(all->back().part_number, 10000);
+}
+
+// DeleteObjects answered from a script: records each batch; keys in `refuse` come back as errors,
+// keys in `missing` as S3's NoSuchKey; the batch numbered `fail_batch` fails as a whole.
+struct scripted_deletes {
+  std::vector<std::vector<std::string>> batches;
+  std::vector<std::string> refuse, missing;
+  std::size_t fail_batch = SIZE_MAX;
+};
+
+delete_batch_fn deletes_to(std::shared_ptr<scripted_deletes> s) {
+  return [s](const std::vector<std::string>& keys) -> asio::awaitable<result<s3::delete_result>> {
+    s->batches.push_back(keys);
+    if (s->batches.size() - 1 == s->fail_batch) {
+      auto e = s3::local_error("SlowDown", "scripted failure");
+      e.http_status = 503;
+      e.retryable = true;
+      co_return e;
+    }
+    s3::delete_result r;
+    for (const auto& k : keys) {
+      if (std::find(s->refuse.begin(), s->refuse.end(), k) != s->refuse.end())
+        r.errors.push_back({k, "AccessDenied", "Access Denied"});
+      else if (std::find(s->missing.begin(), s->missing.end(), k) != s->missing.end())
+        r.errors.push_back({k, "NoSuchKey", "The specified key does not exist."});
+      else
+        r.deleted.push_back(k);
+    }
+    co_return r;
+  };
+}
+
+TEST(StoreS3Deletes, BatchesOfAtMostAThousandKeysUnderThePrefix) {
+  io_runner io;
+  auto s = std::make_shared<scripted_deletes>();
+  std::vector<std::string> keys;
+  for (int i = 0; i < 2500; ++i) keys.push_back("k" + std::to_string(i));
+  s->refuse = {"pre/k7", "pre/k1500"};
+  s->missing = {"pre/k8"};
+  auto failed = io.run(delete_in_batches(deletes_to(s), "pre/", keys));
+  ASSERT_TRUE(failed) << failed.error().to_string();
+  ASSERT_EQ(s->batches.size(), 3u);
+  EXPECT_EQ(s->batches[0].size(), 1000u);
+  EXPECT_EQ(s->batches[1].size(), 1000u);
+  EXPECT_EQ(s->batches[2].size(), 500u);
+  EXPECT_EQ(s->batches[0].front(), "pre/k0");
+  EXPECT_EQ(s->batches[2].back(), "pre/k2499");
+  // Only the refused keys, relative to the prefix, with S3's code; a missing key counts as deleted.
+  ASSERT_EQ(failed->size(), 2u);
+  EXPECT_EQ(failed->at(0).first, "k7");
+  EXPECT_EQ(failed->at(0).second.code, "AccessDenied");
+  EXPECT_FALSE(failed->at(0).second.retryable);
+  EXPECT_EQ(failed->at(1).first, "k1500");
+
+  // Exactly 1000 keys are one request; none are none.
+  auto one = std::make_shared<scripted_deletes>();
+  keys.resize(1000);
+  ASSERT_TRUE(io.run(delete_in_batches(deletes_to(one), "", keys)));
+  EXPECT_EQ(one->batches.size(), 1u);
+  auto none = std::make_shared<scripted_deletes>();
+  auto empty = io.run(delete_in_batches(deletes_to(none), "", {}));
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->empty());
+  EXPECT_TRUE(none->batches.empty());
+}
+
+TEST(StoreS3Deletes, InvalidKeysFailAloneAndAFailedRequestFailsTheCall) {
+  io_runner io;
+  auto s = std::make_shared<scripted_deletes>();
+  const std::string too_long(1021, 'x');  // with "pre/", over S3's 1024 bytes
+  auto failed = io.run(delete_in_batches(deletes_to(s), "pre/", {"ok", "", too_long}));
+  ASSERT_TRUE(failed) << failed.error().to_string();
+  ASSERT_EQ(failed->size(), 2u);
+  EXPECT_EQ(failed->at(0).first, "");
+  EXPECT_EQ(failed->at(0).second.code, "InvalidKey");
+  EXPECT_EQ(failed->at(1).first, too_long);
+  EXPECT_EQ(failed->at(1).second.code, "InvalidKey");
+  ASSERT_EQ(s->batches.size(), 1u);
+  EXPECT_EQ(s->batches[0], std::vector<std::string>{"pre/ok"});
+
+  auto broken = std::make_shared<scripted_deletes>();
+  broken->fail_batch = 1;
+  std::vector<std::string> keys(1500, "k");
+  auto whole = io.run(delete_in_batches(deletes_to(broken), "", keys));
+  ASSERT_FALSE(whole);
+  EXPECT_EQ(whole.error().code, "SlowDown");
+  EXPECT_TRUE(whole.error().retryable);
+  EXPECT_EQ(broken->batches.size(), 2u);
 }
 
 TEST(StoreOrderCheck, AcceptsStrictlyIncreasingKeysOnly) {
