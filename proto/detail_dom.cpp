@@ -106,6 +106,23 @@ void field_reader::expected(std::string_view key, std::string_view what, dom::el
   fail(key, "expected " + std::string(what) + ", got " + std::string(type_name(got)));
 }
 
+bool field_reader::check_string(const std::string& path, std::string_view s, std::size_t max_bytes, text_rule rule,
+                                bool allow_empty) {
+  if (s.size() > max_bytes) {
+    slot_->fail(path, "too long (" + std::to_string(s.size()) + " bytes, at most " + std::to_string(max_bytes) + ")");
+    return false;
+  }
+  if (!allow_empty && s.empty()) {
+    slot_->fail(path, "must not be empty");
+    return false;
+  }
+  if (const char* why = check_text(s, rule)) {
+    slot_->fail(path, why);
+    return false;
+  }
+  return true;
+}
+
 std::string field_reader::string(std::string_view key, std::size_t max_bytes, text_rule rule, bool allow_empty) {
   dom::element e;
   if (!get(key, e)) return {};
@@ -114,18 +131,7 @@ std::string field_reader::string(std::string_view key, std::size_t max_bytes, te
     expected(key, "a string", e);
     return {};
   }
-  if (s.size() > max_bytes) {
-    fail(key, "too long (" + std::to_string(s.size()) + " bytes, at most " + std::to_string(max_bytes) + ")");
-    return {};
-  }
-  if (!allow_empty && s.empty()) {
-    fail(key, "must not be empty");
-    return {};
-  }
-  if (const char* why = check_text(s, rule)) {
-    fail(key, why);
-    return {};
-  }
+  if (!check_string(path_of(key), s, max_bytes, rule, allow_empty)) return {};
   return std::string(s);
 }
 
@@ -152,6 +158,71 @@ std::int64_t field_reader::int64(std::string_view key) {
   if (e.get_int64().get(v) == simdjson::SUCCESS) return v;
   expected(key, "an integer", e);
   return 0;
+}
+
+bool field_reader::boolean(std::string_view key) {
+  dom::element e;
+  if (!get(key, e)) return false;
+  bool v = false;
+  if (e.get_bool().get(v) == simdjson::SUCCESS) return v;
+  expected(key, "a boolean", e);
+  return false;
+}
+
+bool field_reader::has(std::string_view key) {
+  if (!ok() || !is_object_) return false;
+  dom::element e;
+  return obj_.at_key(key).get(e) == simdjson::SUCCESS && !e.is_null();
+}
+
+std::optional<std::uint64_t> field_reader::optional_uint(std::string_view key) {
+  if (!has(key)) return std::nullopt;
+  const auto v = uint(key);
+  return ok() ? std::optional(v) : std::nullopt;
+}
+
+std::optional<std::int64_t> field_reader::optional_int64(std::string_view key) {
+  if (!has(key)) return std::nullopt;
+  const auto v = int64(key);
+  return ok() ? std::optional(v) : std::nullopt;
+}
+
+std::optional<bool> field_reader::optional_bool(std::string_view key) {
+  if (!has(key)) return std::nullopt;
+  const bool v = boolean(key);
+  return ok() ? std::optional(v) : std::nullopt;
+}
+
+std::vector<std::string> field_reader::optional_strings(std::string_view key, std::size_t max_items,
+                                                        std::size_t max_bytes, text_rule rule, bool allow_empty) {
+  std::vector<std::string> out;
+  if (!has(key)) return out;
+  dom::element e;
+  if (!get(key, e)) return out;
+  dom::array a;
+  if (e.get_array().get(a) != simdjson::SUCCESS) {
+    expected(key, "an array", e);
+    return out;
+  }
+  // Counted before anything is copied (size() saturates at 2^24 - 1, far above any limit here).
+  const std::size_t n = a.size();
+  if (n > max_items) {
+    fail(key, "too many items (" + std::to_string(n) + ", at most " + std::to_string(max_items) + ")");
+    return out;
+  }
+  out.reserve(n);
+  std::size_t i = 0;
+  for (dom::element item : a) {
+    const std::string path = path_of(key) + "[" + std::to_string(i++) + "]";
+    std::string_view s;
+    if (item.get_string().get(s) != simdjson::SUCCESS) {
+      slot_->fail(path, "expected a string, got " + std::string(type_name(item)));
+      return {};
+    }
+    if (!check_string(path, s, max_bytes, rule, allow_empty)) return {};
+    out.emplace_back(s);
+  }
+  return out;
 }
 
 field_reader field_reader::object(std::string_view key) {

@@ -2,6 +2,9 @@
 
 #include "proto/detail/dom.hpp"
 
+#include <algorithm>
+#include <cstdio>
+#include <limits>
 #include <stdexcept>
 
 namespace ferry::proto {
@@ -39,6 +42,24 @@ bool is_terminal(job_state s) {
   return s == job_state::succeeded || s == job_state::failed || s == job_state::cancelled;
 }
 
+std::string_view to_string(integrity_result r) {
+  switch (r) {
+    case integrity_result::verified:
+      return "verified";
+    case integrity_result::mismatch:
+      return "mismatch";
+    case integrity_result::failed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+std::optional<integrity_result> parse_integrity_result(std::string_view s) {
+  for (auto r : {integrity_result::verified, integrity_result::mismatch, integrity_result::failed})
+    if (to_string(r) == s) return r;
+  return std::nullopt;
+}
+
 namespace {
 
 template <class T, class F>
@@ -68,6 +89,85 @@ std::optional<timestamp> read_time(field_reader& r, std::string_view key, bool r
   auto t = parse_rfc3339(*s);
   if (!t) r.fail(key, "expected an RFC 3339 timestamp");
   return t;
+}
+
+void write_optional(json_writer& w, std::string_view key, const std::optional<std::uint64_t>& v) {
+  w.key(key);
+  if (v)
+    w.value(*v);
+  else
+    w.null();
+}
+
+void write_strings(json_writer& w, std::string_view key, const std::vector<std::string>& v) {
+  w.key(key).begin_array();
+  for (const auto& s : v) w.value(s);
+  w.end_array();
+}
+
+std::string crc32c_hex(std::uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(v));
+  return buf;
+}
+
+std::optional<std::uint32_t> parse_crc32c_hex(std::string_view s) {
+  if (s.size() != 8) return std::nullopt;
+  std::uint32_t v = 0;
+  for (char c : s) {
+    unsigned d = 0;
+    if (c >= '0' && c <= '9')
+      d = static_cast<unsigned>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      d = static_cast<unsigned>(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      d = static_cast<unsigned>(c - 'A' + 10);
+    else
+      return std::nullopt;
+    v = v << 4 | d;
+  }
+  return v;
+}
+
+// A uint in [lo, hi], or nullopt when absent/null; out of range is an error naming the range.
+std::optional<std::uint64_t> read_uint_in(field_reader& r, std::string_view key, std::uint64_t lo, std::uint64_t hi,
+                                          std::string_view unit = "") {
+  auto v = r.optional_uint(key);
+  if (v && (*v < lo || *v > hi)) {
+    r.fail(key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + std::string(unit) + " (got " +
+                    std::to_string(*v) + ")");
+    return std::nullopt;
+  }
+  return v;
+}
+
+// The options members of job.create params (strict) or of a job object's `options` (lenient:
+// limits are the sender's business there, and absent members keep their defaults).
+void read_options(field_reader& r, job_options& o, bool strict) {
+  const std::size_t items = strict ? max_patterns : SIZE_MAX;
+  const std::size_t bytes = strict ? max_pattern_bytes : SIZE_MAX;
+  o.delete_extraneous = r.optional_bool("delete").value_or(false);
+  o.max_delete = r.optional_uint("max_delete");
+  o.force = r.optional_bool("force").value_or(false);
+  o.include = r.optional_strings("include", items, bytes, text_rule::any, !strict);
+  o.exclude = r.optional_strings("exclude", items, bytes, text_rule::any, !strict);
+  o.min_size = r.optional_uint("min_size");
+  o.max_size = r.optional_uint("max_size");
+  o.min_age = r.optional_uint("min_age");
+  o.max_age = r.optional_uint("max_age");
+  o.checksum = r.optional_bool("checksum").value_or(false);
+  o.size_only = r.optional_bool("size_only").value_or(false);
+  o.dry_run = r.optional_bool("dry_run").value_or(false);
+  o.interval = strict ? read_uint_in(r, "interval", 1, max_interval_seconds, " seconds") : r.optional_uint("interval");
+}
+
+plan_counts read_plan_counts(field_reader& r, std::string_view key) {
+  plan_counts c;
+  if (!r.has(key)) return c;
+  auto o = r.object(key);
+  c.objects = o.optional_uint("objects").value_or(0);
+  c.bytes = o.optional_uint("bytes").value_or(0);
+  return c;
 }
 
 job read_job(field_reader& r) {
@@ -100,6 +200,25 @@ job read_job(field_reader& r) {
   j.copy.server_side = c.uint("server_side");
   j.copy.streamed = c.uint("streamed");
   j.copy.fallbacks = c.uint("fallbacks");
+  // Fields added with sync and mirror: an older ferryd omits them, which means their defaults.
+  if (auto p = r.optional_int64("priority"))
+    j.priority = static_cast<int>(
+        std::clamp<std::int64_t>(*p, std::numeric_limits<int>::min(), std::numeric_limits<int>::max()));
+  if (r.has("options")) {
+    auto o = r.object("options");
+    read_options(o, j.options, false);
+  }
+  if (r.has("plan")) {
+    auto p = r.object("plan");
+    j.plan.to_copy = read_plan_counts(p, "copy");
+    j.plan.to_delete = read_plan_counts(p, "delete");
+    j.plan.unchanged = read_plan_counts(p, "unchanged");
+  }
+  j.deleted = r.optional_uint("deleted").value_or(0);
+  j.delete_refused = r.optional_string("delete_refused");
+  j.passes = r.optional_uint("passes").value_or(0);
+  j.last_pass_at = read_time(r, "last_pass_at", false);
+  j.next_pass_at = read_time(r, "next_pass_at", false);
   j.error = r.optional_string("error");
   r.array("failures", [&](detail::dom::element e, std::string path) {
     field_reader f(e, std::move(path), *r.slot());
@@ -111,6 +230,55 @@ job read_job(field_reader& r) {
   return j;
 }
 
+integrity_record_entry read_record(field_reader& r) {
+  integrity_record_entry e;
+  e.seq = r.uint("seq");
+  e.key = r.string("key");
+  e.size = r.uint("size");
+  e.md5 = r.optional_string("md5").value_or("");
+  const std::string crc = r.string("crc32c");
+  if (r.ok()) {
+    if (auto v = parse_crc32c_hex(crc))
+      e.crc32c = *v;
+    else
+      r.fail("crc32c", "expected 8 hex digits");
+  }
+  e.sha256 = r.optional_string("sha256").value_or("");
+  e.source_etag = r.optional_string("source_etag").value_or("");
+  e.destination_etag = r.optional_string("destination_etag").value_or("");
+  e.method = r.optional_string("method").value_or("");
+  const std::string res = r.string("result");
+  if (r.ok()) {
+    if (auto v = parse_integrity_result(res))
+      e.result = *v;
+    else
+      r.fail("result", "unknown result '" + res + "'");
+  }
+  e.error = r.optional_string("error").value_or("");
+  e.time = read_time(r, "time", true).value_or(timestamp{});
+  return e;
+}
+
+void write_options_members(json_writer& w, const job_options& o, bool only_set) {
+  if (!only_set || o.delete_extraneous) w.member("delete", o.delete_extraneous);
+  if (!only_set || o.max_delete) write_optional(w, "max_delete", o.max_delete);
+  if (!only_set || o.force) w.member("force", o.force);
+  if (!only_set || !o.include.empty()) write_strings(w, "include", o.include);
+  if (!only_set || !o.exclude.empty()) write_strings(w, "exclude", o.exclude);
+  if (!only_set || o.min_size) write_optional(w, "min_size", o.min_size);
+  if (!only_set || o.max_size) write_optional(w, "max_size", o.max_size);
+  if (!only_set || o.min_age) write_optional(w, "min_age", o.min_age);
+  if (!only_set || o.max_age) write_optional(w, "max_age", o.max_age);
+  if (!only_set || o.checksum) w.member("checksum", o.checksum);
+  if (!only_set || o.size_only) w.member("size_only", o.size_only);
+  if (!only_set || o.dry_run) w.member("dry_run", o.dry_run);
+  if (!only_set || o.interval) write_optional(w, "interval", o.interval);
+}
+
+void write_plan_counts(json_writer& w, std::string_view key, const plan_counts& c) {
+  w.key(key).begin_object().member("objects", c.objects).member("bytes", c.bytes).end_object();
+}
+
 }  // namespace
 
 // --- writers ---
@@ -119,10 +287,18 @@ void write_json(json_writer& w, const job_create_params& v) {
   w.begin_object().member("kind", v.kind).member("source", v.source).member("destination", v.destination);
   if (v.name) w.member("name", *v.name);
   if (v.copy_mode) w.member("copy_mode", *v.copy_mode);
+  // Only what was set: a ferryd that predates an option then still accepts requests without it.
+  if (v.priority) w.member("priority", *v.priority);
+  write_options_members(w, v.options, true);
   w.end_object();
 }
 
 void write_json(json_writer& w, const job_get_params& v) { w.begin_object().member("id", v.id).end_object(); }
+void write_json(json_writer& w, const job_cancel_params& v) { w.begin_object().member("id", v.id).end_object(); }
+
+void write_json(json_writer& w, const job_report_params& v) {
+  w.begin_object().member("id", v.id).member("after", v.after).member("limit", v.limit).end_object();
+}
 void write_json(json_writer& w, const job_list_params&) { w.begin_object().end_object(); }
 void write_json(json_writer& w, const daemon_status_params&) { w.begin_object().end_object(); }
 
@@ -152,6 +328,24 @@ void write_json(json_writer& w, const job& v) {
       .member("streamed", v.copy.streamed)
       .member("fallbacks", v.copy.fallbacks)
       .end_object();
+  w.member("priority", v.priority);
+  w.key("options").begin_object();
+  write_options_members(w, v.options, false);
+  w.end_object();
+  w.key("plan").begin_object();
+  write_plan_counts(w, "copy", v.plan.to_copy);
+  write_plan_counts(w, "delete", v.plan.to_delete);
+  write_plan_counts(w, "unchanged", v.plan.unchanged);
+  w.end_object();
+  w.member("deleted", v.deleted);
+  w.key("delete_refused");
+  if (v.delete_refused)
+    w.value(*v.delete_refused);
+  else
+    w.null();
+  w.member("passes", v.passes);
+  write_optional_time(w, "last_pass_at", v.last_pass_at);
+  write_optional_time(w, "next_pass_at", v.next_pass_at);
   w.key("error");
   if (v.error)
     w.value(*v.error);
@@ -166,6 +360,29 @@ void write_json(json_writer& w, const job_list_result& v) {
   w.begin_object().key("jobs").begin_array();
   for (const auto& j : v.jobs) write_json(w, j);
   w.end_array().end_object();
+}
+
+void write_json(json_writer& w, const integrity_record_entry& v) {
+  w.begin_object()
+      .member("seq", v.seq)
+      .member("key", v.key)
+      .member("size", v.size)
+      .member("md5", v.md5)
+      .member("crc32c", crc32c_hex(v.crc32c))
+      .member("sha256", v.sha256)
+      .member("source_etag", v.source_etag)
+      .member("destination_etag", v.destination_etag)
+      .member("method", v.method)
+      .member("result", to_string(v.result))
+      .member("error", v.error)
+      .member("time", format_rfc3339(v.time))
+      .end_object();
+}
+
+void write_json(json_writer& w, const job_report_result& v) {
+  w.begin_object().key("records").begin_array();
+  for (const auto& e : v.records) write_json(w, e);
+  w.end_array().member("next_after", v.next_after).member("more", v.more).end_object();
 }
 
 void write_json(json_writer& w, const daemon_status& v) {
@@ -192,16 +409,49 @@ void write_json(json_writer& w, const daemon_status& v) {
 
 result<job_create_params> parse_job_create_params(std::string_view json) {
   return parse_with<job_create_params>(json, code::invalid_params, "params", [](field_reader& r) {
-    r.only({"kind", "source", "destination", "name", "copy_mode"});
+    r.only({"kind", "source", "destination", "name", "copy_mode", "priority", "delete", "max_delete", "force",
+            "include", "exclude", "min_size", "max_size", "min_age", "max_age", "checksum", "size_only", "dry_run",
+            "interval"});
     job_create_params p;
     p.kind = r.string("kind", 64, text_rule::no_control);
-    if (r.ok() && p.kind != kind_copy) r.fail("kind", "unknown job kind '" + p.kind + "' (known: copy)");
+    if (r.ok() && p.kind != kind_copy && p.kind != kind_sync && p.kind != kind_mirror)
+      r.fail("kind", "unknown job kind '" + p.kind + "' (known: copy, sync, mirror)");
     p.source = r.string("source", max_location_bytes, text_rule::no_control, false);
     p.destination = r.string("destination", max_location_bytes, text_rule::no_control, false);
     p.name = r.optional_string("name", max_name_bytes, text_rule::no_control);
     p.copy_mode = r.optional_string("copy_mode", 16, text_rule::no_control);
     if (r.ok() && p.copy_mode && *p.copy_mode != "auto" && *p.copy_mode != "server" && *p.copy_mode != "stream")
       r.fail("copy_mode", "unknown copy mode '" + *p.copy_mode + "' (known: auto, server, stream)");
+    if (auto pr = r.optional_int64("priority")) {
+      if (*pr < min_priority || *pr > max_priority)
+        r.fail("priority", "must be between " + std::to_string(min_priority) + " and " + std::to_string(max_priority) +
+                               " (got " + std::to_string(*pr) + ")");
+      else
+        p.priority = static_cast<int>(*pr);
+    }
+    // Which options suit which kind (delete with copy, interval without mirror, checksum with
+    // size_only, ...) is the job manager's to refuse: this parser checks only types and limits.
+    read_options(r, p.options, true);
+    return p;
+  });
+}
+
+result<job_cancel_params> parse_job_cancel_params(std::string_view json) {
+  return parse_with<job_cancel_params>(json, code::invalid_params, "params", [](field_reader& r) {
+    r.only({"id"});
+    job_cancel_params p;
+    p.id = r.string("id", max_job_id_bytes, text_rule::no_control, false);
+    return p;
+  });
+}
+
+result<job_report_params> parse_job_report_params(std::string_view json) {
+  return parse_with<job_report_params>(json, code::invalid_params, "params", [](field_reader& r) {
+    r.only({"id", "after", "limit"});
+    job_report_params p;
+    p.id = r.string("id", max_job_id_bytes, text_rule::no_control, false);
+    p.after = r.optional_uint("after").value_or(0);
+    p.limit = read_uint_in(r, "limit", 1, max_report_limit).value_or(default_report_limit);
     return p;
   });
 }
@@ -242,6 +492,19 @@ result<job_list_result> parse_job_list_result(std::string_view json) {
       field_reader jr(e, std::move(path), *r.slot());
       v.jobs.push_back(read_job(jr));
     });
+    return v;
+  });
+}
+
+result<job_report_result> parse_job_report_result(std::string_view json) {
+  return parse_with<job_report_result>(json, code::internal_error, "result", [](field_reader& r) {
+    job_report_result v;
+    r.array("records", [&](detail::dom::element e, std::string path) {
+      field_reader rr(e, std::move(path), *r.slot());
+      v.records.push_back(read_record(rr));
+    });
+    v.next_after = r.uint("next_after");
+    v.more = r.boolean("more");
     return v;
   });
 }

@@ -22,6 +22,8 @@ namespace method {
 inline constexpr std::string_view job_create = "job.create";
 inline constexpr std::string_view job_get = "job.get";
 inline constexpr std::string_view job_list = "job.list";
+inline constexpr std::string_view job_cancel = "job.cancel";
+inline constexpr std::string_view job_report = "job.report";
 inline constexpr std::string_view daemon_status = "daemon.status";
 }  // namespace method
 
@@ -29,9 +31,24 @@ inline constexpr std::string_view daemon_status = "daemon.status";
 inline constexpr std::size_t max_name_bytes = 256;
 inline constexpr std::size_t max_location_bytes = 4096;
 inline constexpr std::size_t max_job_id_bytes = 128;
+inline constexpr std::size_t max_patterns = 64;  // include, exclude: each
+inline constexpr std::size_t max_pattern_bytes = 1024;
+
+// job.create's priority: a job's weight in sharing transfer slots.
+inline constexpr int min_priority = 1;
+inline constexpr int max_priority = 100;
+inline constexpr int default_priority = 10;
+// job.create's interval (seconds between a mirror's passes).
+inline constexpr std::uint64_t max_interval_seconds = 604800;  // a week
+inline constexpr std::uint64_t default_interval_seconds = 60;
+// job.report's limit (records per page).
+inline constexpr std::uint64_t max_report_limit = 10000;
+inline constexpr std::uint64_t default_report_limit = 1000;
 
 // Job kinds job.create accepts.
-inline constexpr std::string_view kind_copy = "copy";
+inline constexpr std::string_view kind_copy = "copy";      // every source object to the destination
+inline constexpr std::string_view kind_sync = "sync";      // only what differs; optionally delete extras
+inline constexpr std::string_view kind_mirror = "mirror";  // a sync repeated every `interval` until cancelled
 
 enum class job_state { queued, running, succeeded, failed, cancelled };
 std::string_view to_string(job_state s);
@@ -39,7 +56,30 @@ std::optional<job_state> parse_job_state(std::string_view s);
 // succeeded, failed, cancelled: the job will not change any more.
 bool is_terminal(job_state s);
 
+// What an object's integrity check concluded (see job.report).
+enum class integrity_result { verified, mismatch, failed };
+std::string_view to_string(integrity_result r);
+std::optional<integrity_result> parse_integrity_result(std::string_view s);
+
 // --- params ---
+
+// How a job selects, compares and deletes objects: job.create's optional params, and the job
+// object's `options` (the same names on the wire; `delete_extraneous` is "delete"). Unset
+// optionals mean ferryd's default. Which options suit which kind is ferryd's to check.
+struct job_options {
+  bool delete_extraneous = false;           // sync/mirror: delete destination objects the source lacks
+  std::optional<std::uint64_t> max_delete;  // refuse a pass's deletions beyond this; unset: 10% of the destination
+  bool force = false;                       // delete even beyond max_delete
+  std::vector<std::string> include;         // glob patterns; at most max_patterns each
+  std::vector<std::string> exclude;
+  std::optional<std::uint64_t> min_size, max_size;  // bytes
+  std::optional<std::uint64_t> min_age, max_age;    // seconds since the source object last changed
+  bool checksum = false;                            // compare content hashes, not times
+  bool size_only = false;                           // equal sizes mean unchanged
+  bool dry_run = false;                             // plan only: change nothing
+  std::optional<std::uint64_t> interval;            // mirror: seconds between passes; unset: default
+  friend bool operator==(const job_options&, const job_options&) = default;
+};
 
 struct job_create_params {
   std::string kind{kind_copy};
@@ -47,12 +87,27 @@ struct job_create_params {
   std::string destination;
   std::optional<std::string> name;
   std::optional<std::string> copy_mode;  // "auto" (default), "server" or "stream"
+  std::optional<int> priority;           // min_priority..max_priority; unset: default_priority
+  job_options options;                   // flattened into params on the wire; defaults are not sent
   friend bool operator==(const job_create_params&, const job_create_params&) = default;
 };
 
 struct job_get_params {
   std::string id;
   friend bool operator==(const job_get_params&, const job_get_params&) = default;
+};
+
+struct job_cancel_params {
+  std::string id;
+  friend bool operator==(const job_cancel_params&, const job_cancel_params&) = default;
+};
+
+// One page of a job's integrity records: those with seq > after, at most `limit`.
+struct job_report_params {
+  std::string id;
+  std::uint64_t after = 0;
+  std::uint64_t limit = default_report_limit;  // 1..max_report_limit
+  friend bool operator==(const job_report_params&, const job_report_params&) = default;
 };
 
 struct job_list_params {
@@ -87,6 +142,20 @@ struct copy_counts {
   friend bool operator==(const copy_counts&, const copy_counts&) = default;
 };
 
+struct plan_counts {
+  std::uint64_t objects = 0;
+  std::uint64_t bytes = 0;
+  friend bool operator==(const plan_counts&, const plan_counts&) = default;
+};
+
+// What the current (or latest) pass decided once its listings were compared.
+struct job_plan {
+  plan_counts to_copy;    // "copy": new or changed at the source
+  plan_counts to_delete;  // "delete": only at the destination, and deletion asked for
+  plan_counts unchanged;  // identical on both sides
+  friend bool operator==(const job_plan&, const job_plan&) = default;
+};
+
 struct job_failure {
   std::string key;
   std::string error;
@@ -108,8 +177,16 @@ struct job {
   byte_counts bytes;
   std::string copy_mode = "auto";  // as given to job.create
   copy_counts copy;
-  std::optional<std::string> error;   // why the job as a whole failed
-  std::vector<job_failure> failures;  // the first failed objects (at most max_failures_listed)
+  int priority = default_priority;
+  job_options options;
+  job_plan plan;
+  std::uint64_t deleted = 0;                  // objects deleted at the destination, all passes
+  std::optional<std::string> delete_refused;  // why a pass's deletions were refused (max_delete)
+  std::uint64_t passes = 0;                   // completed passes
+  std::optional<timestamp> last_pass_at;      // end of the latest completed pass
+  std::optional<timestamp> next_pass_at;      // mirror: when the next pass starts
+  std::optional<std::string> error;           // why the job as a whole failed
+  std::vector<job_failure> failures;          // the first failed objects (at most max_failures_listed)
   friend bool operator==(const job&, const job&) = default;
 };
 
@@ -119,6 +196,29 @@ inline constexpr std::size_t max_failures_listed = 100;
 struct job_list_result {
   std::vector<job> jobs;  // oldest first
   friend bool operator==(const job_list_result&, const job_list_result&) = default;
+};
+
+// One integrity verdict, as job.report lists it.
+struct integrity_record_entry {
+  std::uint64_t seq = 0;  // 1, 2, ... in the order recorded (gaps possible)
+  std::string key;        // the destination key
+  std::uint64_t size = 0;
+  std::string md5;           // lowercase hex, "" if not computed (server-side copy)
+  std::uint32_t crc32c = 0;  // on the wire: 8 lowercase hex digits
+  std::string sha256;        // lowercase hex, "" if not computed
+  std::string source_etag, destination_etag;
+  std::string method;  // how the verdict was reached, e.g. "etag=md5", "multipart-etag", "local-md5"
+  integrity_result result = integrity_result::failed;
+  std::string error;  // why, when not verified; "" otherwise
+  timestamp time{};
+  friend bool operator==(const integrity_record_entry&, const integrity_record_entry&) = default;
+};
+
+struct job_report_result {
+  std::vector<integrity_record_entry> records;  // in seq order
+  std::uint64_t next_after = 0;                 // `after` for the next page
+  bool more = false;                            // more records follow (as of this read)
+  friend bool operator==(const job_report_result&, const job_report_result&) = default;
 };
 
 struct job_counts {
@@ -142,10 +242,14 @@ struct daemon_status {
 
 void write_json(json_writer& w, const job_create_params& v);
 void write_json(json_writer& w, const job_get_params& v);
+void write_json(json_writer& w, const job_cancel_params& v);
+void write_json(json_writer& w, const job_report_params& v);
 void write_json(json_writer& w, const job_list_params& v);
 void write_json(json_writer& w, const daemon_status_params& v);
 void write_json(json_writer& w, const job& v);
 void write_json(json_writer& w, const job_list_result& v);
+void write_json(json_writer& w, const integrity_record_entry& v);
+void write_json(json_writer& w, const job_report_result& v);
 void write_json(json_writer& w, const daemon_status& v);
 
 template <class T>
@@ -157,10 +261,13 @@ std::string to_json(const T& v) {
 
 result<job_create_params> parse_job_create_params(std::string_view json);
 result<job_get_params> parse_job_get_params(std::string_view json);
+result<job_cancel_params> parse_job_cancel_params(std::string_view json);
+result<job_report_params> parse_job_report_params(std::string_view json);
 result<job_list_params> parse_job_list_params(std::string_view json);
 result<daemon_status_params> parse_daemon_status_params(std::string_view json);
 result<job> parse_job(std::string_view json);
 result<job_list_result> parse_job_list_result(std::string_view json);
+result<job_report_result> parse_job_report_result(std::string_view json);
 result<daemon_status> parse_daemon_status(std::string_view json);
 
 }  // namespace ferry::proto

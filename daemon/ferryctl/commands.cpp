@@ -81,9 +81,64 @@ std::string objects_cell(const proto::job& j) {
 
 std::string bytes_cell(const proto::job& j) { return bytes(j.bytes.done) + "/" + bytes(j.bytes.total); }
 
+// "in 45s" for a time to come, "3m ago" for one past.
+std::string relative(proto::timestamp t) {
+  const auto d = since(t);
+  return d.count() < 0 ? "in " + duration(-d) : age(d);
+}
+
 std::string time_cell(const std::optional<proto::timestamp>& t) {
   if (!t) return "-";
-  return proto::format_rfc3339(*t) + " (" + age(since(*t)) + ")";
+  return proto::format_rfc3339(*t) + " (" + relative(*t) + ")";
+}
+
+std::string plan_cell(const proto::plan_counts& c) { return fmt::format("{} ({})", c.objects, bytes(c.bytes)); }
+
+std::string plan_line(const proto::job_plan& p) {
+  return fmt::format("{} to copy, {} to delete, {} unchanged", plan_cell(p.to_copy), plan_cell(p.to_delete),
+                     plan_cell(p.unchanged));
+}
+
+bool is_copy(const proto::job& j) { return j.kind == proto::kind_copy; }
+bool is_mirror(const proto::job& j) { return j.kind == proto::kind_mirror; }
+
+// The options that differ from the defaults, as ferryctl's flags: "delete, include *.jpg, interval 5m00s".
+std::string options_cell(const proto::job_options& o) {
+  std::vector<std::string> parts;
+  if (o.delete_extraneous) parts.emplace_back("delete");
+  if (o.max_delete) parts.push_back(fmt::format("max-delete {}", *o.max_delete));
+  if (o.force) parts.emplace_back("force");
+  for (const auto& g : o.include) parts.push_back("include " + printable(g));
+  for (const auto& g : o.exclude) parts.push_back("exclude " + printable(g));
+  if (o.min_size) parts.push_back("min-size " + bytes(*o.min_size));
+  if (o.max_size) parts.push_back("max-size " + bytes(*o.max_size));
+  if (o.min_age) parts.push_back("min-age " + duration(std::chrono::seconds(*o.min_age)));
+  if (o.max_age) parts.push_back("max-age " + duration(std::chrono::seconds(*o.max_age)));
+  if (o.checksum) parts.emplace_back("checksum");
+  if (o.size_only) parts.emplace_back("size-only");
+  if (o.dry_run) parts.emplace_back("dry run");
+  if (o.interval) parts.push_back("interval " + duration(std::chrono::seconds(*o.interval)));
+  std::string s;
+  for (const auto& p : parts) s += (s.empty() ? "" : ", ") + p;
+  return s;
+}
+
+// What `jobs` shows beyond the counters: a dry run's plan, deletions, a mirror's passes.
+std::string detail_cell(const proto::job& j) {
+  std::vector<std::string> parts;
+  if (j.options.dry_run)
+    parts.push_back(fmt::format("dry run: {} to copy, {} to delete", j.plan.to_copy.objects, j.plan.to_delete.objects));
+  else if (j.deleted > 0)
+    parts.push_back(fmt::format("{} deleted", j.deleted));
+  if (j.delete_refused) parts.emplace_back("deletions refused");
+  if (is_mirror(j)) {
+    std::string p = fmt::format("{} pass{}", j.passes, j.passes == 1 ? "" : "es");
+    if (j.next_pass_at && !proto::is_terminal(j.state)) p += ", next " + relative(*j.next_pass_at);
+    parts.push_back(std::move(p));
+  }
+  std::string s;
+  for (const auto& p : parts) s += (s.empty() ? "" : "; ") + p;
+  return s;
 }
 
 // Smoothed transfer rate over the last few seconds of samples.
@@ -139,7 +194,23 @@ void print_failures(const proto::job& j) {
                  static_cast<unsigned long long>(j.objects.failed - j.failures.size()));
 }
 
-bool job_ok(const proto::job& j) { return j.state == proto::job_state::succeeded && j.objects.failed == 0; }
+void print_delete_refused(const proto::job& j) {
+  if (j.delete_refused) std::fprintf(stderr, "deletions refused: %s\n", printable(*j.delete_refused).c_str());
+}
+
+// A dry run's answer: the plan.
+void print_plan(const proto::job& j) {
+  const std::vector<std::vector<std::string>> rows{
+      {"", "OBJECTS", "BYTES"},
+      {"copy", std::to_string(j.plan.to_copy.objects), bytes(j.plan.to_copy.bytes)},
+      {"delete", std::to_string(j.plan.to_delete.objects), bytes(j.plan.to_delete.bytes)},
+      {"unchanged", std::to_string(j.plan.unchanged.objects), bytes(j.plan.unchanged.bytes)},
+  };
+  std::fputs(table(rows).c_str(), stdout);
+  std::printf("dry run: nothing was changed\n");
+  print_delete_refused(j);
+  if (!wait_ok(j)) print_failures(j);
+}
 
 void print_summary(const proto::job& j) {
   const auto start = j.started_at.value_or(j.created_at);
@@ -152,10 +223,19 @@ void print_summary(const proto::job& j) {
   if (took.count() > 0)
     line += " (" + rate(static_cast<double>(j.bytes.done) / static_cast<double>(took.count())) + ")";
   std::printf("%s\n", line.c_str());
-  if (!job_ok(j)) print_failures(j);
+  if (!is_copy(j))
+    std::printf("plan: %s; %llu deleted\n", plan_line(j.plan).c_str(), static_cast<unsigned long long>(j.deleted));
+  if (is_mirror(j) && !proto::is_terminal(j.state)) {
+    std::string next = j.next_pass_at ? " (next pass " + relative(*j.next_pass_at) + ")" : "";
+    std::printf("mirror: %llu pass%s done%s; it keeps running until cancelled (ferryctl cancel %s)\n",
+                static_cast<unsigned long long>(j.passes), j.passes == 1 ? "" : "es", next.c_str(),
+                printable(j.id).c_str());
+  }
+  print_delete_refused(j);
+  if (!wait_ok(j)) print_failures(j);
 }
 
-int wait_for(control::client& c, const globals& g, proto::job j, std::string json) {
+int wait_for(control::client& c, const globals& g, proto::job j, std::string json, bool dry_run) {
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
@@ -174,7 +254,7 @@ int wait_for(control::client& c, const globals& g, proto::job j, std::string jso
   for (;;) {
     const auto now = steady::now();
     meter.add(now, j.bytes.done);
-    if (proto::is_terminal(j.state)) break;
+    if (wait_done(j)) break;
     if (tty) {
       std::string line = progress_line(j, meter);
       const std::size_t cols = terminal_columns();
@@ -202,32 +282,39 @@ int wait_for(control::client& c, const globals& g, proto::job j, std::string jso
     json = std::move(*r);
   }
   clear_line();
-  if (!proto::is_terminal(j.state)) {
+  if (!wait_done(j)) {
     std::fprintf(stderr, "ferryctl: stopped waiting; job %s continues in ferryd (ferryctl status %s)\n",
                  printable(j.id).c_str(), printable(j.id).c_str());
     return exit_interrupted;
   }
   if (g.json) {
     print_json_line(json);
-    if (!job_ok(j)) print_failures(j);
+    if (!wait_ok(j)) print_failures(j);
+  } else if (dry_run) {
+    print_plan(j);
   } else {
     print_summary(j);
   }
-  return job_ok(j) ? exit_ok : exit_failed;
+  return wait_ok(j) ? exit_ok : exit_failed;
 }
 
 }  // namespace
 
-int run_copy(const globals& g, const copy_options& o) {
+int run_create(const globals& g, const create_options& o) {
+  auto p = make_create_params(o);
+  if (!p) {
+    std::fprintf(stderr, "ferryctl: %s\n", printable(p.error()).c_str());
+    return exit_usage;
+  }
+  p->source = resolve_local(p->source);
+  p->destination = resolve_local(p->destination);
   auto c = connect(g);
   if (!c) return report(c.error());
-  const proto::job_create_params p{std::string(proto::kind_copy), resolve_local(o.source), resolve_local(o.destination),
-                                   o.name, o.copy_mode};
-  auto r = c->call(proto::method::job_create, proto::to_json(p));
+  auto r = c->call(proto::method::job_create, proto::to_json(*p));
   if (!r) return report(r.error());
   auto j = proto::parse_job(*r);
   if (!j) return report_malformed(j.error());
-  if (o.wait) return wait_for(*c, g, std::move(*j), std::move(*r));
+  if (waits(o)) return wait_for(*c, g, std::move(*j), std::move(*r), o.dry_run);
   if (g.json)
     print_json_line(*r);
   else
@@ -250,12 +337,12 @@ int run_jobs(const globals& g) {
     std::printf("no jobs\n");
     return exit_ok;
   }
-  std::vector<std::vector<std::string>> rows{{"ID", "NAME", "KIND", "STATE", "OBJECTS", "BYTES", "AGE"}};
+  std::vector<std::vector<std::string>> rows{{"ID", "NAME", "KIND", "STATE", "OBJECTS", "BYTES", "AGE", "DETAIL"}};
   for (const auto& j : l->jobs) {
     std::string name = printable(j.name);
     if (name.empty()) name = "-";
     rows.push_back({printable(j.id), name, printable(j.kind), std::string(proto::to_string(j.state)), objects_cell(j),
-                    bytes_cell(j), age(since(j.created_at))});
+                    bytes_cell(j), age(since(j.created_at)), detail_cell(j)});
   }
   std::fputs(table(rows).c_str(), stdout);
   return exit_ok;
@@ -308,8 +395,18 @@ int run_job_status(const globals& g, const std::string& id) {
       {"objects", fmt::format("{}/{} done ({} skipped), {} failed", j->objects.done, j->objects.total,
                               j->objects.skipped, j->objects.failed)},
       {"bytes", bytes_cell(*j)},
-      {"error", j->error ? printable(*j->error) : "-"},
+      {"priority", std::to_string(j->priority)},
   };
+  if (const auto o = options_cell(j->options); !o.empty()) rows.push_back({"options", o});
+  if (!is_copy(*j) || j->options.dry_run) rows.push_back({"plan", plan_line(j->plan)});
+  if (!is_copy(*j)) {
+    rows.push_back({"deleted", std::to_string(j->deleted)});
+    if (j->delete_refused) rows.push_back({"delete refused", printable(*j->delete_refused)});
+    rows.push_back({"passes", std::to_string(j->passes)});
+    rows.push_back({"last pass", time_cell(j->last_pass_at)});
+  }
+  if (is_mirror(*j)) rows.push_back({"next pass", time_cell(j->next_pass_at)});
+  rows.push_back({"error", j->error ? printable(*j->error) : "-"});
   std::fputs(table(rows).c_str(), stdout);
   if (!j->failures.empty()) {
     std::printf("failed objects:\n");
@@ -317,6 +414,96 @@ int run_job_status(const globals& g, const std::string& id) {
     if (j->objects.failed > j->failures.size())
       std::printf("  ... and %llu more\n", static_cast<unsigned long long>(j->objects.failed - j->failures.size()));
   }
+  return exit_ok;
+}
+
+int run_report(const globals& g, const std::string& id) {
+  auto c = connect(g);
+  if (!c) return report(c.error());
+  std::uint64_t counts[3] = {0, 0, 0};  // by integrity_result
+  // The records not verified, shown again after the table with why (bounded like a job's failures).
+  std::vector<proto::integrity_record_entry> problems;
+  // KEY, the one column of unbounded width, comes last so that it needs no padding; the others
+  // start at their usual widths ("mismatch", "1023.9 KiB"), so pages printed apart line up.
+  std::vector<std::size_t> widths{8, 10, 0, 0, 8, 0};
+  bool any = false;
+  std::uint64_t after = 0;
+  for (;;) {
+    const proto::job_report_params p{id, after, proto::default_report_limit};
+    auto r = c->call(proto::method::job_report, proto::to_json(p));
+    if (!r) {
+      if (g.json && any) std::fputs("\n", stdout);
+      return report(r.error());
+    }
+    auto page = proto::parse_job_report_result(*r);
+    if (!page) {
+      if (g.json && any) std::fputs("\n", stdout);
+      return report_malformed(page.error());
+    }
+    // Pages go out as they come: a report may hold millions of records.
+    std::vector<std::vector<std::string>> rows;
+    if (!g.json && !any && !page->records.empty()) rows.push_back({"RESULT", "SIZE", "METHOD", "MD5", "CRC32C", "KEY"});
+    for (const auto& e : page->records) {
+      ++counts[static_cast<int>(e.result)];
+      if (e.result != proto::integrity_result::verified && problems.size() < proto::max_failures_listed)
+        problems.push_back(e);
+      if (g.json) {
+        std::fputs(any ? "," : "[", stdout);
+        std::fputs(proto::to_json(e).c_str(), stdout);
+      } else {
+        rows.push_back({std::string(proto::to_string(e.result)), bytes(e.size),
+                        e.method.empty() ? "-" : printable(e.method), e.md5.empty() ? "-" : printable(e.md5),
+                        fmt::format("{:08x}", e.crc32c), printable(e.key)});
+      }
+      any = true;
+    }
+    if (!g.json) std::fputs(table(rows, widths).c_str(), stdout);
+    if (!page->more) break;
+    if (page->next_after <= after) {
+      if (g.json && any) std::fputs("\n", stdout);
+      return report_malformed(proto::error{proto::code::internal_error, "ferryd's job.report did not advance"});
+    }
+    after = page->next_after;
+  }
+  const auto verified = counts[static_cast<int>(proto::integrity_result::verified)];
+  const auto mismatch = counts[static_cast<int>(proto::integrity_result::mismatch)];
+  const auto failed = counts[static_cast<int>(proto::integrity_result::failed)];
+  if (g.json) {
+    std::fputs(any ? "]\n" : "[]\n", stdout);
+  } else {
+    if (!problems.empty()) {
+      std::printf("not verified:\n");
+      for (const auto& e : problems)
+        std::printf("  %s %s: %s\n", std::string(proto::to_string(e.result)).c_str(), printable(e.key).c_str(),
+                    e.error.empty() ? "-" : printable(e.error).c_str());
+      if (mismatch + failed > problems.size())
+        std::printf("  ... and %llu more\n", static_cast<unsigned long long>(mismatch + failed - problems.size()));
+    }
+    std::printf("%llu verified, %llu mismatch, %llu failed\n", static_cast<unsigned long long>(verified),
+                static_cast<unsigned long long>(mismatch), static_cast<unsigned long long>(failed));
+  }
+  return mismatch + failed == 0 ? exit_ok : exit_failed;
+}
+
+int run_cancel(const globals& g, const std::string& id) {
+  auto c = connect(g);
+  if (!c) return report(c.error());
+  auto r = c->call(proto::method::job_cancel, proto::to_json(proto::job_cancel_params{id}));
+  if (!r) return report(r.error());
+  if (g.json) {
+    print_json_line(*r);
+    return exit_ok;
+  }
+  auto j = proto::parse_job(*r);
+  if (!j) return report_malformed(j.error());
+  const std::string state(proto::to_string(j->state));
+  if (!proto::is_terminal(j->state))
+    std::printf("%s %s: cancelling (it becomes cancelled once its transfers stop)\n", printable(j->id).c_str(),
+                state.c_str());
+  else if (j->state == proto::job_state::cancelled)
+    std::printf("%s cancelled\n", printable(j->id).c_str());
+  else
+    std::printf("%s %s: already finished, nothing to cancel\n", printable(j->id).c_str(), state.c_str());
   return exit_ok;
 }
 

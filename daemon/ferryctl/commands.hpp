@@ -1,6 +1,7 @@
 #pragma once
 // ferryctl's commands; each returns the process exit code.
-#include <optional>
+#include "args.hpp"
+
 #include <string>
 
 namespace ferry::ctl {
@@ -16,16 +17,11 @@ struct globals {
   bool json = false;
 };
 
-struct copy_options {
-  std::string source, destination;
-  std::optional<std::string> name;
-  std::optional<std::string> copy_mode;
-  bool wait = false;
-};
-
-int run_copy(const globals& g, const copy_options& o);
+int run_create(const globals& g, const create_options& o);  // copy, sync, mirror
 int run_jobs(const globals& g);
 int run_daemon_status(const globals& g);
 int run_job_status(const globals& g, const std::string& id);
+int run_report(const globals& g, const std::string& id);
+int run_cancel(const globals& g, const std::string& id);
 
 }  // namespace ferry::ctl

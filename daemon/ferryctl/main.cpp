@@ -2,6 +2,7 @@
 // (proto/PROTOCOL.md). Exit codes: 0 ok, 1 the job or the request failed, 2 usage, 3 cannot reach
 // ferryd, 130 interrupted while waiting.
 #include "commands.hpp"
+#include "proto/messages.hpp"
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -25,21 +26,31 @@ int main(int argc, char** argv) {
   app.add_option("--socket", g.socket, "ferryd's control socket ($FERRY_SOCKET)")->capture_default_str();
   app.add_flag("--json", g.json, "print results as JSON (one line, as ferryd sent it)");
 
-  ctl::copy_options copy;
-  auto* c = app.add_subcommand("copy", "copy every object from SRC to DST (a job run by ferryd)");
-  c->add_option("SRC", copy.source, "source location")->required();
-  c->add_option("DST", copy.destination, "destination location")->required();
-  c->add_option("--name", copy.name, "a name for the job");
-  c->add_option("--copy-mode", copy.copy_mode,
-                "auto: server-side copy where possible (default); server: server-side or fail; stream: through ferryd")
-      ->check(CLI::IsMember({"auto", "server", "stream"}));
-  c->add_flag("--wait", copy.wait, "wait for the job to finish, showing progress (Ctrl-C stops waiting only)");
+  // One set of options for the three job kinds: ferryd refuses an option its kind cannot use.
+  ctl::create_options create[3];
+  CLI::App* creators[] = {
+      ctl::add_create_command(app, ferry::proto::kind_copy, "copy every object from SRC to DST (a job run by ferryd)",
+                              create[0]),
+      ctl::add_create_command(app, ferry::proto::kind_sync,
+                              "copy what is new or changed at SRC to DST; --delete removes what SRC does not have",
+                              create[1]),
+      ctl::add_create_command(app, ferry::proto::kind_mirror,
+                              "sync SRC to DST again and again (every --interval) until cancelled", create[2]),
+  };
 
   app.add_subcommand("jobs", "list jobs");
 
   std::string status_job;
   auto* s = app.add_subcommand("status", "ferryd's status, or one job in detail");
   s->add_option("JOB", status_job, "a job id");
+
+  std::string report_job;
+  auto* rep = app.add_subcommand("report", "a job's integrity records: what was verified, how, and what was not");
+  rep->add_option("JOB", report_job, "a job id")->required();
+
+  std::string cancel_job;
+  auto* can = app.add_subcommand("cancel", "cancel a job (its transfers stop; a finished job is left as it is)");
+  can->add_option("JOB", cancel_job, "a job id")->required();
 
   try {
     app.parse(argc, argv);
@@ -48,8 +59,11 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : ctl::exit_usage;
   }
 
-  if (c->parsed()) return ctl::run_copy(g, copy);
+  for (int i = 0; i < 3; ++i)
+    if (creators[i]->parsed()) return ctl::run_create(g, create[i]);
   if (app.got_subcommand("jobs")) return ctl::run_jobs(g);
   if (s->parsed()) return status_job.empty() ? ctl::run_daemon_status(g) : ctl::run_job_status(g, status_job);
+  if (rep->parsed()) return ctl::run_report(g, report_job);
+  if (can->parsed()) return ctl::run_cancel(g, cancel_job);
   return ctl::exit_usage;
 }

@@ -64,6 +64,10 @@ std::size_t width(std::string_view s) {
 
 std::string table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<std::size_t> widths;
+  return table(rows, widths);
+}
+
+std::string table(const std::vector<std::vector<std::string>>& rows, std::vector<std::size_t>& widths) {
   for (const auto& row : rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
     for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], width(row[i]));

@@ -25,5 +25,8 @@ std::string age(std::chrono::seconds d);
 // Rows of cells printed with each column padded to its widest cell (in code points), two spaces
 // apart; the last column is not padded.
 std::string table(const std::vector<std::vector<std::string>>& rows);
+// The same for rows that come in batches: `widths` carries the columns' widths from one batch to
+// the next (they only grow), so a long listing stays aligned without being held in memory.
+std::string table(const std::vector<std::vector<std::string>>& rows, std::vector<std::size_t>& widths);
 
 }  // namespace ferry::ctl

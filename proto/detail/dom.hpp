@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ferry::proto::detail {
 
@@ -54,6 +55,17 @@ class field_reader {
                                              text_rule rule = text_rule::any);
   std::uint64_t uint(std::string_view key);
   std::int64_t int64(std::string_view key);
+  bool boolean(std::string_view key);
+  // Absent or null -> nullopt; present: as uint(), int64(), boolean().
+  std::optional<std::uint64_t> optional_uint(std::string_view key);
+  std::optional<std::int64_t> optional_int64(std::string_view key);
+  std::optional<bool> optional_bool(std::string_view key);
+  // An array of at most `max_items` strings, each checked as string() checks one; absent or null: empty.
+  std::vector<std::string> optional_strings(std::string_view key, std::size_t max_items = SIZE_MAX,
+                                            std::size_t max_bytes = SIZE_MAX, text_rule rule = text_rule::any,
+                                            bool allow_empty = true);
+  // The key is present with a value other than null.
+  bool has(std::string_view key);
   // A nested object (absent or wrong type: error; the reader then reads nothing).
   field_reader object(std::string_view key);
   // Present as an array: calls f(element, path) for each item; absent or wrong type: error.
@@ -80,6 +92,9 @@ class field_reader {
 
  private:
   bool get(std::string_view key, dom::element& out);  // false (and an error) if missing
+  // Checks one string value found at `path`; records the error and returns false if it fails a rule.
+  bool check_string(const std::string& path, std::string_view s, std::size_t max_bytes, text_rule rule,
+                    bool allow_empty);
   void expected(std::string_view key, std::string_view what, dom::element got);
 
   dom::object obj_;
