@@ -113,8 +113,9 @@ s3::remote_config parse_remote(const std::string& name, const toml::table& t, st
 }
 
 daemon_config parse(const toml::table& root, std::string_view source) {
-  reject_unknown(root, {"socket", "state_dir", "threads", "log_level", "http", "transfer", "retry", "remotes"}, source,
-                 "");
+  reject_unknown(
+      root, {"socket", "state_dir", "threads", "log_level", "http", "transfer", "sync", "state", "retry", "remotes"},
+      source, "");
   daemon_config c;
   c.socket = get_or<std::string>(root, "socket", c.socket, source);
   c.state_dir = get_or<std::string>(root, "state_dir", c.state_dir, source);
@@ -136,9 +137,16 @@ daemon_config parse(const toml::table& root, std::string_view source) {
   if (const auto* tr = root.get_as<toml::table>("transfer")) {
     reject_unknown(*tr,
                    {"object_concurrency", "object_attempts", "multipart_threshold", "part_size", "part_concurrency",
-                    "memory_budget", "sha256"},
+                    "memory_budget", "sha256", "small_object_slots", "medium_object_slots", "large_object_slots",
+                    "small_object_size"},
                    source, "transfer");
-    c.engine.object_concurrency = static_cast<int>(int_in(*tr, "object_concurrency", 16, 1, 4096, source));
+    c.engine.object_concurrency =
+        static_cast<int>(int_in(*tr, "object_concurrency", c.engine.object_concurrency, 1, 100000, source));
+    auto& l = c.engine.lanes;
+    l.small_slots = static_cast<int>(int_in(*tr, "small_object_slots", l.small_slots, 1, 4096, source));
+    l.medium_slots = static_cast<int>(int_in(*tr, "medium_object_slots", l.medium_slots, 1, 4096, source));
+    l.large_slots = static_cast<int>(int_in(*tr, "large_object_slots", l.large_slots, 1, 4096, source));
+    l.small_below = size_in(*tr, "small_object_size", l.small_below, 1, 5ull << 30, source);
     c.engine.object_attempts = static_cast<int>(int_in(*tr, "object_attempts", 3, 1, 100, source));
     auto& t = c.engine.transfer;
     t.multipart_threshold = size_in(*tr, "multipart_threshold", t.multipart_threshold, 5ull << 20, 5ull << 30, source);
@@ -146,6 +154,29 @@ daemon_config parse(const toml::table& root, std::string_view source) {
     t.part_concurrency = static_cast<int>(int_in(*tr, "part_concurrency", t.part_concurrency, 1, 256, source));
     t.sha256 = get_or<bool>(*tr, "sha256", t.sha256, source);
     c.engine.memory_budget = size_in(*tr, "memory_budget", c.engine.memory_budget, 16ull << 20, 1ull << 40, source);
+  }
+  // Objects at or above the multipart threshold are the large lane's.
+  c.engine.lanes.large_from = std::max(c.engine.transfer.multipart_threshold, c.engine.lanes.small_below + 1);
+  if (const auto* sy = root.get_as<toml::table>("sync")) {
+    reject_unknown(*sy, {"mirror_interval", "mirror_full_every", "watch_settle"}, source, "sync");
+    c.engine.mirror_interval = std::chrono::duration_cast<std::chrono::seconds>(
+        duration_or(*sy, "mirror_interval", std::chrono::milliseconds(c.engine.mirror_interval), source));
+    if (c.engine.mirror_interval.count() < 1)
+      throw config_error{where(source, *sy->get("mirror_interval")) + ": mirror_interval must be at least 1s"};
+    c.engine.mirror_full_every =
+        static_cast<int>(int_in(*sy, "mirror_full_every", c.engine.mirror_full_every, 1, 1000000, source));
+    c.engine.watch_settle = std::chrono::duration_cast<std::chrono::milliseconds>(
+        duration_or(*sy, "watch_settle", c.engine.watch_settle, source));
+  }
+  if (const auto* st = root.get_as<toml::table>("state")) {
+    reject_unknown(*st, {"durability"}, source, "state");
+    const auto d = get_or<std::string>(*st, "durability", "wal", source);
+    if (d == "wal")
+      c.engine.progress_durability = state::durability::wal;
+    else if (d == "fsync")
+      c.engine.progress_durability = state::durability::fsync;
+    else
+      throw config_error{where(source, *st->get("durability")) + ": durability must be \"wal\" or \"fsync\""};
   }
   if (const auto* rt = root.get_as<toml::table>("retry")) {
     reject_unknown(*rt, {"max_attempts"}, source, "retry");

@@ -3,8 +3,10 @@
 #include "control/server.hpp"
 #include "proto/messages.hpp"
 #include "s3/credentials.hpp"
+#include "state/state_db.hpp"
 #include "store/blocking.hpp"
 #include "sync/job_manager.hpp"
+#include "util/hash.hpp"
 
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
@@ -15,6 +17,7 @@
 
 #include <unistd.h>
 
+#include <filesystem>
 #include <stdexcept>
 #include <thread>
 
@@ -58,12 +61,98 @@ proto::job to_proto(const sync::job_snapshot& s) {
   j.bytes = {s.bytes_total, s.bytes_done};
   j.copy_mode = std::string(transfer::to_string(s.mode));
   j.copy = {s.server_side, s.streamed, s.fallbacks};
+  j.priority = s.priority;
+  const auto& o = s.options;
+  j.options.delete_extraneous = o.delete_extraneous;
+  j.options.max_delete = o.max_delete;
+  j.options.force = o.force;
+  j.options.include = o.filter.include;
+  j.options.exclude = o.filter.exclude;
+  j.options.min_size = o.filter.min_size;
+  j.options.max_size = o.filter.max_size;
+  if (o.filter.min_age) j.options.min_age = static_cast<std::uint64_t>(o.filter.min_age->count());
+  if (o.filter.max_age) j.options.max_age = static_cast<std::uint64_t>(o.filter.max_age->count());
+  j.options.checksum = o.checksum;
+  j.options.size_only = o.size_only;
+  j.options.dry_run = o.dry_run;
+  if (o.interval) j.options.interval = static_cast<std::uint64_t>(o.interval->count());
+  j.plan.to_copy = {s.plan.copy_objects, s.plan.copy_bytes};
+  j.plan.to_delete = {s.plan.delete_objects, s.plan.delete_bytes};
+  j.plan.unchanged = {s.plan.unchanged_objects, s.plan.unchanged_bytes};
+  j.deleted = s.deleted;
+  if (!s.delete_refused.empty()) j.delete_refused = s.delete_refused;
+  j.passes = s.passes;
+  if (s.last_pass_at) j.last_pass_at = to_proto(*s.last_pass_at);
+  if (s.next_pass_at) j.next_pass_at = to_proto(*s.next_pass_at);
   if (!s.error.empty()) j.error = s.error;
   for (const auto& f : s.failures) {
     if (j.failures.size() >= proto::max_failures_listed) break;
     j.failures.push_back({f.key, f.error});
   }
   return j;
+}
+
+sync::job_request to_request(const proto::job_create_params& p) {
+  sync::job_request r;
+  r.kind = p.kind;
+  r.source = p.source;
+  r.destination = p.destination;
+  r.name = p.name.value_or("");
+  r.mode = transfer::parse_copy_mode(p.copy_mode.value_or("auto")).value_or(transfer::copy_mode::automatic);
+  r.priority = p.priority.value_or(proto::default_priority);
+  const auto& o = p.options;
+  r.options.delete_extraneous = o.delete_extraneous;
+  r.options.max_delete = o.max_delete;
+  r.options.force = o.force;
+  r.options.filter.include = o.include;
+  r.options.filter.exclude = o.exclude;
+  r.options.filter.min_size = o.min_size;
+  r.options.filter.max_size = o.max_size;
+  if (o.min_age) r.options.filter.min_age = std::chrono::seconds(*o.min_age);
+  if (o.max_age) r.options.filter.max_age = std::chrono::seconds(*o.max_age);
+  r.options.checksum = o.checksum;
+  r.options.size_only = o.size_only;
+  r.options.dry_run = o.dry_run;
+  if (o.interval) r.options.interval = std::chrono::seconds(*o.interval);
+  return r;
+}
+
+proto::integrity_result to_proto(transfer::verdict v) {
+  switch (v) {
+    case transfer::verdict::verified:
+      return proto::integrity_result::verified;
+    case transfer::verdict::mismatch:
+      return proto::integrity_result::mismatch;
+    case transfer::verdict::failed:
+      return proto::integrity_result::failed;
+  }
+  return proto::integrity_result::failed;
+}
+
+proto::integrity_record_entry to_proto(const state::integrity_entry& e) {
+  proto::integrity_record_entry r;
+  r.seq = e.seq;
+  r.key = e.record.key;
+  r.size = e.record.size;
+  r.md5 = e.record.md5;
+  r.crc32c = e.record.crc32c;
+  r.sha256 = e.record.sha256;
+  r.source_etag = e.record.source_etag;
+  r.destination_etag = e.record.destination_etag;
+  r.method = e.record.method;
+  r.result = to_proto(e.record.result);
+  r.error = e.record.error;
+  r.time = to_proto(e.record.time);
+  return r;
+}
+
+std::unique_ptr<state::state_db> open_state(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("state_dir " + dir + ": " + ec.message());
+  auto db = state::state_db::open(dir);
+  if (!db) throw std::runtime_error("state_dir " + dir + ": " + db.error().message);
+  return std::move(*db);
 }
 
 http::pool_config pool_config_for(const daemon_config& cfg, const s3::remote_config& r) {
@@ -80,6 +169,8 @@ struct service::impl {
   daemon_config cfg;
   unsigned threads;
   asio::io_context io;
+  // Before `blocking`: the pool's threads finish their RocksDB calls before the database closes.
+  std::unique_ptr<state::state_db> db;
   store::blocking_pool blocking{4};
   std::map<std::string, std::shared_ptr<s3::client>> remotes;
   sync::job_manager jobs;
@@ -90,8 +181,9 @@ struct service::impl {
       : cfg(std::move(c)),
         threads(cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency())),
         io(static_cast<int>(threads)),
+        db(open_state(cfg.state_dir)),
         jobs(
-            io.get_executor(), [this](std::string_view name) { return remote(name); }, cfg.engine, blocking),
+            io.get_executor(), [this](std::string_view name) { return remote(name); }, cfg.engine, blocking, *db),
         server(io.get_executor(), control_config()) {
     const auto env = s3::process_env();
     for (const auto& [name, r] : cfg.remotes) {
@@ -117,18 +209,42 @@ struct service::impl {
   }
 
   void register_methods() {
+    server.add_method(std::string(proto::method::job_create),
+                      [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
+                        auto p = proto::parse_job_create_params(req.params);
+                        if (!p) co_return p.error();
+                        auto request = to_request(*p);
+                        if (auto why = sync::check_request(request); !why.empty())
+                          co_return proto::error{proto::code::invalid_params, why};
+                        auto created = co_await jobs.create(std::move(request));
+                        // Types and limits were checked by the params parser; what is left is the job's sense.
+                        if (!created) co_return proto::error{proto::code::bad_location, created.error()};
+                        co_return proto::to_json(to_proto(*created));
+                      });
     server.add_method(
-        std::string(proto::method::job_create),
+        std::string(proto::method::job_cancel),
         [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
-          auto p = proto::parse_job_create_params(req.params);
+          auto p = proto::parse_job_cancel_params(req.params);
           if (!p) co_return p.error();
-          sync::job_request jr{
-              p->kind, p->source, p->destination, p->name.value_or(""),
-              transfer::parse_copy_mode(p->copy_mode.value_or("auto")).value_or(transfer::copy_mode::automatic)};
-          auto created = jobs.create(jr);
-          // The kind was checked by the params parser; what is left is where.
-          if (!created) co_return proto::error{proto::code::bad_location, created.error()};
-          co_return proto::to_json(to_proto(*created));
+          auto j = jobs.cancel(p->id);
+          if (!j)
+            co_return proto::error{proto::code::job_not_found, "no job '" + p->id + "' (list them: ferryctl jobs)"};
+          co_return proto::to_json(to_proto(*j));
+        });
+    server.add_method(
+        std::string(proto::method::job_report),
+        [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
+          auto p = proto::parse_job_report_params(req.params);
+          if (!p) co_return p.error();
+          if (!jobs.get(p->id))
+            co_return proto::error{proto::code::job_not_found, "no job '" + p->id + "' (list them: ferryctl jobs)"};
+          auto page = co_await jobs.report(p->id, p->after, static_cast<std::size_t>(p->limit));
+          if (!page) co_return proto::error{proto::code::internal_error, page.error()};
+          proto::job_report_result r;
+          for (const auto& e : page->entries) r.records.push_back(to_proto(e));
+          r.next_after = page->next_after;
+          r.more = page->more;
+          co_return proto::to_json(r);
         });
     server.add_method(
         std::string(proto::method::job_get),
@@ -198,6 +314,8 @@ void service::stop() {
       impl_->io,
       [d = impl_.get()]() -> asio::awaitable<void> {
         co_await d->server.async_wait_stopped();
+        // Jobs pause where they are (their state says running) and resume at the next start.
+        co_await d->jobs.shutdown(std::chrono::seconds(10));
         d->io.stop();
       },
       asio::detached);
@@ -215,9 +333,20 @@ int service::run() {
     spdlog::info("signal {}: stopping", sig);
     stop();
   });
-  spdlog::info("ferryd {} ready: {} io threads, {} remotes, control socket {}", FERRY_VERSION, d.threads,
-               d.remotes.size(), d.cfg.socket);
+  spdlog::info("ferryd {} ready: {} io threads, {} remotes, control socket {}, state {}", FERRY_VERSION, d.threads,
+               d.remotes.size(), d.cfg.socket, d.cfg.state_dir);
   sd_notify(0, "READY=1");
+  // Jobs a crash or a stop interrupted carry on without being asked.
+  asio::co_spawn(
+      d.io,
+      [&d]() -> asio::awaitable<void> {
+        auto resumed = co_await d.jobs.restore();
+        if (!resumed)
+          spdlog::error("resuming jobs: {}", resumed.error());
+        else if (*resumed > 0)
+          spdlog::info("resumed {} unfinished job(s)", *resumed);
+      },
+      asio::detached);
 
   std::vector<std::thread> pool;
   for (unsigned i = 1; i < d.threads; ++i) pool.emplace_back([&d] { d.io.run(); });

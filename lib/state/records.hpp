@@ -60,6 +60,13 @@ struct job_record {
   std::uint64_t bytes_total = 0, bytes_done = 0;
   std::uint64_t server_side = 0, streamed = 0, fallbacks = 0;
   std::string error;  // job-level failure
+  std::uint64_t priority = 10;
+  std::string options;  // the job's options as lib/sync encodes them; lib/state does not read them
+  std::uint64_t deleted = 0, passes = 0;
+  std::optional<time_point> last_pass_at;
+  std::uint64_t plan_copy_objects = 0, plan_copy_bytes = 0, plan_delete_objects = 0, plan_delete_bytes = 0;
+  std::uint64_t plan_unchanged_objects = 0, plan_unchanged_bytes = 0;
+  std::string delete_refused;
 
   friend bool operator==(const job_record&, const job_record&) = default;
 };

@@ -316,7 +316,19 @@ std::string encode(const job_record& v) {
   w.number(17, v.server_side);
   w.number(18, v.streamed);
   w.number(19, v.fallbacks);
-  w.text(20, v.error);
+  w.number(21, v.priority);
+  w.text(22, v.options);
+  w.number(23, v.deleted);
+  w.number(24, v.passes);
+  w.time(25, v.last_pass_at);
+  w.number(26, v.plan_copy_objects);
+  w.number(27, v.plan_copy_bytes);
+  w.number(28, v.plan_delete_objects);
+  w.number(29, v.plan_delete_bytes);
+  w.number(30, v.plan_unchanged_objects);
+  w.number(31, v.plan_unchanged_bytes);
+  w.text(32, v.delete_refused);
+  w.text(20, v.error);  // last: fields are found by tag, not by place
   return w.take();
 }
 
@@ -386,6 +398,42 @@ result<job_record> decode_job(std::string_view bytes) {
         break;
       case 20:
         v.error = f.text();
+        break;
+      case 21:
+        FERRY_STATE_ASSIGN(v.priority, f.number());
+        break;
+      case 22:
+        v.options = f.text();
+        break;
+      case 23:
+        FERRY_STATE_ASSIGN(v.deleted, f.number());
+        break;
+      case 24:
+        FERRY_STATE_ASSIGN(v.passes, f.number());
+        break;
+      case 25:
+        FERRY_STATE_ASSIGN(v.last_pass_at, f.time());
+        break;
+      case 26:
+        FERRY_STATE_ASSIGN(v.plan_copy_objects, f.number());
+        break;
+      case 27:
+        FERRY_STATE_ASSIGN(v.plan_copy_bytes, f.number());
+        break;
+      case 28:
+        FERRY_STATE_ASSIGN(v.plan_delete_objects, f.number());
+        break;
+      case 29:
+        FERRY_STATE_ASSIGN(v.plan_delete_bytes, f.number());
+        break;
+      case 30:
+        FERRY_STATE_ASSIGN(v.plan_unchanged_objects, f.number());
+        break;
+      case 31:
+        FERRY_STATE_ASSIGN(v.plan_unchanged_bytes, f.number());
+        break;
+      case 32:
+        v.delete_refused = f.text();
         break;
       default:
         break;  // a field added by a later ferryd

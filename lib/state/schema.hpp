@@ -32,7 +32,9 @@
 //                   1 server, 2 stream), 8 created_at, 9 started_at, 10 finished_at,
 //                   11 objects_total, 12 objects_done, 13 objects_failed, 14 objects_skipped,
 //                   15 bytes_total, 16 bytes_done, 17 server_side, 18 streamed, 19 fallbacks,
-//                   20 error
+//                   20 error, 21 priority, 22 options (lib/sync's JSON text), 23 deleted,
+//                   24 passes, 25 last_pass_at, 26..31 the last pass's plan (copy, delete,
+//                   unchanged: objects then bytes), 32 delete_refused
 //   object_state    1 phase (object_phase's number), 2 size, 3 source_etag, 4 source_mtime,
 //                   5 upload_id, 6 part_size, 7 destination_etag, 8 attempts, 9 error, 10 updated_at
 //   part_record     1 number, 2 size, 3 etag, 4 md5, 5 crc32c

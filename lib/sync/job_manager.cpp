@@ -1,18 +1,27 @@
 #include "sync/job_manager.hpp"
 
+#include "s3/client.hpp"
 #include "store/local_endpoint.hpp"
+#include "store/local_watch.hpp"
 #include "store/s3_endpoint.hpp"
+#include "sync/job_options.hpp"
+#include "sync/planner.hpp"
+#include "sync/progress.hpp"
+#include "util/hash.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <cstdio>
+#include <algorithm>
+#include <atomic>
+#include <set>
 
 namespace ferry::sync {
 
@@ -32,50 +41,98 @@ std::string_view to_string(job_state s) {
   return "unknown";
 }
 
+std::optional<job_state> parse_job_state(std::string_view s) {
+  for (auto st : {job_state::queued, job_state::running, job_state::succeeded, job_state::failed, job_state::cancelled})
+    if (to_string(st) == s) return st;
+  return std::nullopt;
+}
+
+namespace {
+
+using clock = std::chrono::system_clock;
+constexpr std::size_t delete_batch = 1000;
+constexpr auto persist_every = std::chrono::seconds(2);
+
+bool terminal(job_state s) { return s == job_state::succeeded || s == job_state::failed || s == job_state::cancelled; }
+
+}  // namespace
+
 struct job_manager::job {
   mutable std::mutex mu;
-  job_snapshot snap;
+  job_snapshot snap;  // under mu
+  job_request req;    // fixed once created
+  location dst_loc;
   std::unique_ptr<store::endpoint> src, dst;
-  std::shared_ptr<transfer::byte_budget> budget;
+  filter flt;
   engine_config cfg;
-  transfer::integrity_sink* integrity = nullptr;
-  bool fallback_logged = false;  // on the job's strand
+  std::shared_ptr<transfer::byte_budget> budget;
+  scheduler* sched = nullptr;
+  std::shared_ptr<scheduler::job_handle> slot;
+  state::async_state_db* db = nullptr;
+  std::unique_ptr<state_journal> journal;
+  asio::strand<asio::any_io_executor> strand;
+  std::atomic<bool> cancelled{false};
+  std::atomic<bool> stopping{false};  // ferryd is shutting down: pause, do not end
+  std::atomic<bool> active{false};    // its coroutine is running
+  // On the strand: the mirror's wait between passes, woken early by cancel().
+  asio::steady_timer* pause = nullptr;
+  store::local_watcher* watcher = nullptr;
+  bool fallback_logged = false;                 // on the strand
+  std::chrono::steady_clock::time_point saved;  // last periodic save, on the strand
+
+  explicit job(asio::any_io_executor ex) : strand(asio::make_strand(ex)) {}
 
   job_snapshot snapshot() const {
     std::lock_guard lock(mu);
     return snap;
   }
-  void start() {
+  template <class F>
+  void update(F&& f) {
     std::lock_guard lock(mu);
-    snap.state = job_state::running;
-    snap.started_at = std::chrono::system_clock::now();
+    f(snap);
   }
-  void add_listed(const std::vector<store::object_info>& objects) {
-    std::lock_guard lock(mu);
-    snap.objects_total += objects.size();
-    for (const auto& o : objects) snap.bytes_total += o.size;
-  }
-  void object_done(const transfer::copy_outcome& o) {
-    std::lock_guard lock(mu);
-    ++snap.objects_done;
-    snap.bytes_done += o.record.size;
-    if (o.server_side)
-      ++snap.server_side;
-    else
-      ++snap.streamed;
-    if (o.fell_back) ++snap.fallbacks;
-  }
+  bool is_mirror() const { return req.kind == "mirror"; }
   void object_failed(std::string key, std::string error) {
     std::lock_guard lock(mu);
     ++snap.objects_failed;
     if (snap.failures.size() < cfg.max_reported_failures) snap.failures.push_back({std::move(key), std::move(error)});
   }
-  // A job with failed objects has failed: the operator must look at them.
-  void finish(std::string error = {}) {
-    std::lock_guard lock(mu);
-    snap.error = std::move(error);
-    snap.finished_at = std::chrono::system_clock::now();
-    snap.state = snap.error.empty() && snap.objects_failed == 0 ? job_state::succeeded : job_state::failed;
+  state::job_record record() const {
+    const auto s = snapshot();
+    state::job_record r;
+    r.id = s.id;
+    r.name = s.name;
+    r.kind = s.kind;
+    r.state = std::string(to_string(s.state));
+    r.source = s.source;
+    r.destination = s.destination;
+    r.mode = s.mode;
+    r.created_at = s.created_at;
+    r.started_at = s.started_at;
+    r.finished_at = s.finished_at;
+    r.objects_total = s.objects_total;
+    r.objects_done = s.objects_done;
+    r.objects_failed = s.objects_failed;
+    r.objects_skipped = s.objects_skipped;
+    r.bytes_total = s.bytes_total;
+    r.bytes_done = s.bytes_done;
+    r.server_side = s.server_side;
+    r.streamed = s.streamed;
+    r.fallbacks = s.fallbacks;
+    r.error = s.error;
+    r.priority = static_cast<std::uint64_t>(s.priority);
+    r.options = encode_job_options(s.options);
+    r.deleted = s.deleted;
+    r.passes = s.passes;
+    r.last_pass_at = s.last_pass_at;
+    r.plan_copy_objects = s.plan.copy_objects;
+    r.plan_copy_bytes = s.plan.copy_bytes;
+    r.plan_delete_objects = s.plan.delete_objects;
+    r.plan_delete_bytes = s.plan.delete_bytes;
+    r.plan_unchanged_objects = s.plan.unchanged_objects;
+    r.plan_unchanged_bytes = s.plan.unchanged_bytes;
+    r.delete_refused = s.delete_refused;
+    return r;
   }
 };
 
@@ -83,9 +140,42 @@ namespace {
 
 using job = job_manager::job;
 
+asio::awaitable<void> save(job& j, state::durability d) {
+  auto rec = j.record();  // named: GCC 12 destroys a temporary argument of a coroutine twice
+  auto r = co_await j.db->put_job(std::move(rec), d);
+  if (!r) spdlog::error("job {}: saving its state: {}", j.snap.id, r.error().message);
+}
+
+// Records the verdict with the object's new state in one batch: the object counts only once both
+// are on disk.
+asio::awaitable<bool> record_verdict(job& j, const store::object_info& obj, const transfer::copy_outcome& out,
+                                     std::uint32_t attempts) {
+  state::state_batch b;
+  if (out.verified()) {
+    b.put_object_state(j.snap.id, obj.key, verified_state(obj, out.record.destination_etag, attempts));
+  } else {
+    state::object_state s;
+    s.phase = state::object_phase::failed;
+    s.size = obj.size;
+    s.source_etag = obj.etag;
+    s.source_mtime = obj.last_modified;
+    s.attempts = attempts;
+    s.error = out.record.error;
+    s.updated_at = clock::now();
+    b.put_object_state(j.snap.id, obj.key, s);
+  }
+  b.record_integrity(j.snap.id, out.record);
+  auto r = co_await j.db->write(std::move(b), j.cfg.progress_durability);
+  if (!r) spdlog::error("job {}: recording the verdict of {}: {}", j.snap.id, obj.key, r.error().message);
+  co_return r.has_value();
+}
+
 asio::awaitable<void> copy_one(job& j, store::object_info obj) {
   auto ex = co_await asio::this_coro::executor;
-  const transfer::copy_context ctx{*j.src, *j.dst, *j.budget, j.cfg.transfer, j.snap.mode};
+  transfer::copy_context ctx{*j.src, *j.dst, *j.budget, j.cfg.transfer, j.snap.mode};
+  ctx.journal = j.journal.get();
+  ctx.cancelled = &j.cancelled;
+  ctx.stopping = &j.stopping;
   for (int attempt = 1;; ++attempt) {
     if (attempt > 1) {
       // The source may have changed (that is often why the last attempt failed): copy what is
@@ -98,6 +188,7 @@ asio::awaitable<void> copy_one(job& j, store::object_info obj) {
       obj.size = fresh->size;
       obj.etag = fresh->etag;
       obj.mtime = fresh->mtime;
+      obj.last_modified = fresh->last_modified;
     }
     auto out = co_await transfer::copy_object(ctx, obj);
     if (out.fell_back && !j.fallback_logged) {
@@ -108,81 +199,381 @@ asio::awaitable<void> copy_one(job& j, store::object_info obj) {
     spdlog::debug("job {}: {} {} {} ({} bytes, md5 {}, method {}){}{}", j.snap.id, obj.key,
                   transfer::to_string(out.record.result), out.server_side ? "server-side" : "streamed", out.record.size,
                   out.record.md5, out.record.method, out.record.error.empty() ? "" : ": ", out.record.error);
-    if (out.verified()) {
-      if (j.integrity) j.integrity->record(out.record);
-      j.object_done(out);
-      co_return;
+    const bool last = out.verified() || !out.retryable || attempt >= j.cfg.object_attempts || j.cancelled.load();
+    if (!last) {
+      // Each request was already retried with backoff; this retries the whole object (a
+      // mismatch, a source cut mid-stream, a source that changed), so a short pause is enough.
+      asio::steady_timer pause(ex, std::chrono::milliseconds(250 * attempt));
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      continue;
     }
-    if (!out.retryable || attempt >= j.cfg.object_attempts) {
-      if (j.integrity) j.integrity->record(out.record);
+    if (j.cancelled.load() && !out.verified()) co_return;  // not a failure of the object
+    const bool recorded = co_await record_verdict(j, obj, out, static_cast<std::uint32_t>(attempt));
+    if (out.verified() && recorded) {
+      j.update([&](job_snapshot& s) {
+        ++s.objects_done;
+        s.bytes_done += out.record.size;
+        if (out.server_side)
+          ++s.server_side;
+        else
+          ++s.streamed;
+        if (out.fell_back) ++s.fallbacks;
+      });
+    } else if (out.verified()) {
+      j.object_failed(obj.key, "copied and verified, but the verdict could not be recorded (state database)");
+    } else {
       j.object_failed(obj.key, out.record.error +
                                    (attempt > 1 ? " (after " + std::to_string(attempt) + " attempts)" : std::string()));
-      co_return;
     }
-    // Each request was already retried with backoff; this retries the whole object (a
-    // mismatch, a source cut mid-stream, a source that changed), so a short pause is enough.
-    asio::steady_timer pause(ex, std::chrono::milliseconds(250 * attempt));
-    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_return;
   }
 }
 
-// Copies one listing page with at most `object_concurrency` objects in flight. Runs on the
-// job's strand, so the shared cursor needs no lock.
-asio::awaitable<void> copy_page(job& j, const std::vector<store::object_info>& objects) {
-  if (objects.empty()) co_return;
+// The content MD5 of an object for --checksum: its MD5 ETag, or the hash of its bytes when it is a
+// local file. "" when neither is available.
+asio::awaitable<std::string> content_md5(store::endpoint& ep, const store::object_info& o) {
+  if (auto m = listed_md5(o); !m.empty()) co_return m;
+  if (!ep.is_local()) co_return std::string();
+  auto in = co_await ep.read(o.key, std::nullopt, "");
+  if (!in) co_return std::string();
+  util::md5_hasher md5;
+  std::vector<char> chunk(256 * 1024);
+  for (;;) {
+    auto n = co_await (*in)->read_some(chunk);
+    if (!n) co_return std::string();
+    if (*n == 0) break;
+    md5.update(std::string_view(chunk.data(), *n));
+  }
+  co_return util::to_hex(md5.finish());
+}
+
+// For a mirror's incremental pass: the record keeps the source as it was when copied.
+bool same_as_record(const store::object_info& src, const store::object_info& rec) {
+  if (src.size != rec.size) return false;
+  if (!src.etag.empty() || !rec.etag.empty()) return src.etag == rec.etag;
+  return src.last_modified && rec.last_modified &&
+         std::chrono::floor<std::chrono::seconds>(*src.last_modified) ==
+             std::chrono::floor<std::chrono::seconds>(*rec.last_modified);
+}
+
+struct pass_outcome {
+  std::string error;  // the pass failed as a whole (a listing, the state database)
+};
+
+// Objects planned for copying, waiting for or holding a transfer slot; on the job's strand.
+struct copy_window {
+  std::size_t outstanding = 0;
+  asio::steady_timer* waiter = nullptr;
+  void wake() {
+    if (waiter) waiter->cancel();
+  }
+};
+
+asio::awaitable<void> run_copy_task(job& j, copy_window& w, store::object_info obj) {
+  auto ticket = co_await j.sched->acquire(j.slot, obj.size);
+  if (ticket && !j.cancelled.load()) co_await copy_one(j, std::move(obj));
+  --w.outstanding;
+  w.wake();
+  if (std::chrono::steady_clock::now() - j.saved > persist_every) {
+    j.saved = std::chrono::steady_clock::now();
+    co_await save(j, state::durability::wal);
+  }
+}
+
+asio::awaitable<void> wait_window(copy_window& w, std::size_t below) {
   auto ex = co_await asio::this_coro::executor;
-  std::size_t next = 0;
-  std::size_t running = 0;
-  asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
-  auto worker = [&]() -> asio::awaitable<void> {
-    while (next < objects.size()) co_await copy_one(j, objects[next++]);
-  };
-  const auto workers =
-      std::min<std::size_t>(static_cast<std::size_t>(std::max(1, j.cfg.object_concurrency)), objects.size());
-  for (std::size_t i = 0; i < workers; ++i) {
-    ++running;
-    asio::co_spawn(ex, worker(), [&](std::exception_ptr e) {
-      if (e) spdlog::error("job {}: object worker stopped by a bug", j.snap.id);
-      if (--running == 0) all_done.cancel();
+  while (w.outstanding >= below) {
+    asio::steady_timer t(ex, asio::steady_timer::time_point::max());
+    w.waiter = &t;
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    w.waiter = nullptr;
+  }
+}
+
+// Deletes `keys` at the destination in batches, and forgets them in the mirror's record.
+asio::awaitable<void> delete_extraneous(job& j, std::vector<std::string> keys) {
+  for (std::size_t at = 0; at < keys.size() && !j.cancelled.load(); at += delete_batch) {
+    std::vector<std::string> batch(
+        keys.begin() + static_cast<std::ptrdiff_t>(at),
+        keys.begin() + static_cast<std::ptrdiff_t>(std::min(keys.size(), at + delete_batch)));
+    auto r = co_await j.dst->remove_many(batch);
+    if (!r) {
+      for (const auto& k : batch) j.object_failed(k, "deleting: " + r.error().to_string());
+      continue;
+    }
+    std::set<std::string> failed;
+    for (const auto& [k, e] : *r) {
+      failed.insert(k);
+      j.object_failed(k, "deleting: " + e.to_string());
+    }
+    state::state_batch forget;
+    std::uint64_t n = 0;
+    for (const auto& k : batch) {
+      if (failed.count(k)) continue;
+      ++n;
+      state::object_state gone;
+      gone.phase = state::object_phase::pending;  // not verified: the record lister skips it
+      gone.updated_at = clock::now();
+      forget.put_object_state(j.snap.id, k, gone);
+    }
+    if (!forget.empty()) (void)co_await j.db->write(std::move(forget), j.cfg.progress_durability);
+    j.update([&](job_snapshot& s) { s.deleted += n; });
+    spdlog::info("job {}: deleted {} object(s) at {}", j.snap.id, n, j.snap.destination);
+  }
+}
+
+// One pass: plan by merge-joining the listings, copy, then delete. `full`: list the destination
+// (always for copy and sync; for a mirror, its first pass and every Nth, else its record).
+asio::awaitable<pass_outcome> run_pass(job& j, bool full) {
+  const auto now = clock::now();
+  const auto& o = j.req.options;
+  j.update([](job_snapshot& s) {
+    s.objects_total = s.objects_done = s.objects_failed = s.objects_skipped = 0;
+    s.bytes_total = s.bytes_done = 0;
+    s.plan = {};
+    s.failures.clear();
+    s.delete_refused.clear();
+  });
+  const bool incremental = j.is_mirror() && !full;
+  std::unique_ptr<store::lister> dst_list = incremental ? make_record_lister(*j.db, j.snap.id) : j.dst->list();
+  merge_join mj(j.src->list(), std::move(dst_list));
+  const compare_options cmp{o.checksum, o.size_only};
+  const bool may_delete = o.delete_extraneous && j.req.kind != "copy";
+
+  copy_window w;
+  std::vector<std::string> deletions;
+  std::uint64_t dst_objects = 0;
+  state::state_batch records;  // mirror: unchanged objects found on a full pass
+  std::size_t record_count = 0;
+  std::string error;
+  const std::size_t window = static_cast<std::size_t>(std::max(1, j.cfg.object_concurrency));
+  while (!j.cancelled.load()) {
+    auto next = co_await mj.next();
+    if (!next) {
+      error = "listing failed: " + next.error().to_string();
+      break;
+    }
+    if (!*next) break;
+    auto& p = **next;
+    if (p.dst) ++dst_objects;
+    if (!p.src) {
+      if (!may_delete || !j.flt.admits(*p.dst, now)) continue;  // an excluded object is never deleted
+      deletions.push_back(p.dst->key);
+      j.update([&](job_snapshot& s) {
+        ++s.plan.delete_objects;
+        s.plan.delete_bytes += p.dst->size;
+      });
+      continue;
+    }
+    if (!j.flt.admits(*p.src, now)) continue;
+    bool same = false;
+    if (p.dst) {
+      if (incremental) {
+        same = same_as_record(*p.src, *p.dst);
+      } else {
+        const auto d = compare_listed(*p.src, *p.dst, cmp);
+        same = d == difference::same;
+        if (d == difference::needs_detail) {
+          auto exact = co_await j.src->stat(p.src->key);
+          std::string sm, dm;
+          if (o.checksum) {
+            sm = co_await content_md5(*j.src, *p.src);
+            dm = co_await content_md5(*j.dst, *p.dst);
+          }
+          same = exact && compare_exact(*exact, *p.dst, sm, dm);
+        }
+        if (same && j.is_mirror()) {
+          records.put_object_state(j.snap.id, p.src->key, verified_state(*p.src, p.dst->etag, 0));
+          ++record_count;
+        }
+      }
+    }
+    j.update([&](job_snapshot& s) {
+      ++s.objects_total;
+      s.bytes_total += p.src->size;
+      if (same) {
+        ++s.plan.unchanged_objects;
+        s.plan.unchanged_bytes += p.src->size;
+        ++s.objects_done;
+        ++s.objects_skipped;
+        s.bytes_done += p.src->size;
+      } else {
+        ++s.plan.copy_objects;
+        s.plan.copy_bytes += p.src->size;
+      }
+    });
+    if (record_count >= delete_batch) {
+      (void)co_await j.db->write(std::move(records), j.cfg.progress_durability);
+      records = state::state_batch();
+      record_count = 0;
+    }
+    if (same || o.dry_run) continue;
+    co_await wait_window(w, window);
+    ++w.outstanding;
+    asio::co_spawn(j.strand, run_copy_task(j, w, std::move(*p.src)), [&j](std::exception_ptr e) {
+      if (e) spdlog::error("job {}: an object task stopped by a bug", j.snap.id);
     });
   }
-  co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_await wait_window(w, 1);
+  if (!records.empty()) (void)co_await j.db->write(std::move(records), j.cfg.progress_durability);
+  if (!error.empty() || j.cancelled.load()) co_return pass_outcome{error};
+
+  if (!deletions.empty()) {
+    // 10% of the destination, rounded up: deleting one object of a small bucket is allowed.
+    const std::uint64_t cap = o.max_delete ? *o.max_delete : std::max<std::uint64_t>(1, (dst_objects + 9) / 10);
+    if (deletions.size() > cap && !o.force) {
+      const std::string why = "refusing to delete " + std::to_string(deletions.size()) + " of " +
+                              std::to_string(dst_objects) + " destination objects: more than --max-delete " +
+                              std::to_string(cap) + (o.max_delete ? "" : " (10% of the destination)") +
+                              "; nothing was deleted (raise --max-delete or pass --force)";
+      j.update([&](job_snapshot& s) { s.delete_refused = why; });
+      spdlog::warn("job {}: {}", j.snap.id, why);
+    } else if (!o.dry_run) {
+      co_await delete_extraneous(j, std::move(deletions));
+    }
+  }
+  co_return pass_outcome{};
 }
 
-asio::awaitable<void> run_copy(std::shared_ptr<job> j) {
-  j->start();
-  spdlog::info("job {} started: copy {} -> {}", j->snap.id, j->snap.source, j->snap.destination);
-  auto lister = j->src->list();
-  for (;;) {
-    auto page = co_await lister->next();
-    if (!page) {
-      j->finish("listing " + j->snap.source + " failed: " + page.error().to_string());
-      spdlog::error("job {} failed: {}", j->snap.id, j->snapshot().error);
+asio::awaitable<void> finish(job& j, job_state st, std::string error) {
+  j.update([&](job_snapshot& s) {
+    s.state = st;
+    s.error = std::move(error);
+    s.finished_at = clock::now();
+    s.next_pass_at.reset();
+  });
+  j.sched->cancel(j.slot);
+  co_await save(j, state::durability::fsync);
+  const auto s = j.snapshot();
+  spdlog::info(
+      "job {} {}: {} of {} objects done ({} unchanged, {} server-side, {} streamed), {} failed, {} deleted{}{}", s.id,
+      to_string(s.state), s.objects_done, s.objects_total, s.objects_skipped, s.server_side, s.streamed,
+      s.objects_failed, s.deleted, s.error.empty() ? "" : ": ", s.error);
+}
+
+// Waits for the mirror's next pass: the interval, or sooner a change under a local source.
+asio::awaitable<void> wait_next_pass(job& j, std::chrono::seconds interval) {
+  auto ex = co_await asio::this_coro::executor;
+  const auto deadline = std::chrono::steady_clock::now() + interval;
+  if (j.watcher) {
+    while (!j.cancelled.load()) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) co_return;
+      auto changed = co_await j.watcher->wait_change(j.cfg.watch_settle, left);
+      if (!changed) {
+        if (j.cancelled.load()) co_return;
+        spdlog::warn("job {}: watching {} failed ({}); passes now run every {} s", j.snap.id, j.snap.source,
+                     changed.error().to_string(), interval.count());
+        j.watcher = nullptr;
+        break;
+      }
+      if (*changed) {
+        spdlog::info("job {}: change under {}, starting a pass", j.snap.id, j.snap.source);
+        co_return;
+      }
+    }
+  }
+  asio::steady_timer t(ex, deadline);
+  j.pause = &t;
+  if (!j.cancelled.load()) co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  j.pause = nullptr;
+}
+
+asio::awaitable<void> run_job(std::shared_ptr<job> jp) {
+  job& j = *jp;
+  j.update([](job_snapshot& s) {
+    s.state = job_state::running;
+    if (!s.started_at) s.started_at = clock::now();
+    s.finished_at.reset();
+    s.error.clear();
+  });
+  j.saved = std::chrono::steady_clock::now();
+  co_await save(j, state::durability::fsync);
+  spdlog::info("job {} started: {} {} -> {}{}", j.snap.id, j.snap.kind, j.snap.source, j.snap.destination,
+               j.req.options.dry_run ? " (dry run)" : "");
+
+  std::unique_ptr<store::local_watcher> watcher;
+  if (j.is_mirror() && j.src->is_local()) {
+    auto w = store::local_watcher::start(j.strand, j.snap.source);
+    if (w) {
+      watcher = std::move(*w);
+      j.watcher = watcher.get();
+    } else {
+      spdlog::warn("job {}: cannot watch {} ({}); passes run every interval only", j.snap.id, j.snap.source,
+                   w.error().to_string());
+    }
+  }
+  const auto interval = j.req.options.interval.value_or(j.cfg.mirror_interval);
+  for (std::uint64_t pass = 0;; ++pass) {
+    const bool full = !j.is_mirror() || pass == 0 || j.cfg.mirror_full_every <= 1 ||
+                      (pass % static_cast<std::uint64_t>(j.cfg.mirror_full_every)) == 0;
+    auto out = co_await run_pass(j, full);
+    j.update([&](job_snapshot& s) {
+      ++s.passes;
+      s.last_pass_at = clock::now();
+    });
+    if (j.cancelled.load()) break;
+    if (!j.is_mirror() || j.req.options.dry_run) {
+      const auto s = j.snapshot();
+      std::string err = out.error;
+      if (err.empty() && !s.delete_refused.empty() && !j.req.options.dry_run) err = s.delete_refused;
+      const bool ok = err.empty() && s.objects_failed == 0;
+      co_await finish(j, ok ? job_state::succeeded : job_state::failed, std::move(err));
       co_return;
     }
-    if (page->empty()) break;
-    j->add_listed(*page);
-    co_await copy_page(*j, *page);
+    if (!out.error.empty()) spdlog::error("job {}: pass failed: {}", j.snap.id, out.error);
+    j.update([&](job_snapshot& s) {
+      s.error = out.error;
+      s.next_pass_at = clock::now() + interval;
+    });
+    co_await save(j, state::durability::fsync);
+    const auto s = j.snapshot();
+    spdlog::info("job {}: pass {} done: {} copied, {} unchanged, {} failed, {} deleted in all; next pass within {} s",
+                 s.id, s.passes, s.plan.copy_objects, s.plan.unchanged_objects, s.objects_failed, s.deleted,
+                 interval.count());
+    co_await wait_next_pass(j, interval);
+    if (j.cancelled.load()) break;
   }
-  j->finish();
-  auto s = j->snapshot();
-  spdlog::info("job {} {}: {} of {} objects copied and verified ({} server-side, {} streamed), {} failed, {} bytes",
-               s.id, to_string(s.state), s.objects_done, s.objects_total, s.server_side, s.streamed, s.objects_failed,
-               s.bytes_done);
+  j.watcher = nullptr;
+  if (j.stopping.load()) {
+    co_await save(j, state::durability::fsync);  // still "running": the next start resumes it
+    co_return;
+  }
+  std::string no_error;  // named, not {}: see save()
+  co_await finish(j, job_state::cancelled, std::move(no_error));
 }
 
 }  // namespace
 
+std::string check_request(const job_request& r) {
+  if (r.kind != "copy" && r.kind != "sync" && r.kind != "mirror")
+    return "unknown job kind '" + r.kind + "' (kinds: copy, sync, mirror)";
+  const auto& o = r.options;
+  if (o.delete_extraneous && r.kind == "copy") return "--delete needs a sync or mirror job (a copy never deletes)";
+  if ((o.max_delete || o.force) && !o.delete_extraneous) return "--max-delete and --force go with --delete";
+  if (o.interval && r.kind != "mirror") return "--interval is for mirror jobs";
+  if (o.interval && o.interval->count() < 1) return "--interval must be at least 1 s";
+  if (o.checksum && o.size_only) return "--checksum and --size-only exclude each other: choose one";
+  if (r.priority < 1 || r.priority > 100) return "priority must be 1..100";
+  if (auto f = filter::compile(o.filter); !f) return f.error();
+  return {};
+}
+
 job_manager::job_manager(asio::any_io_executor ex, remote_lookup remotes, engine_config cfg,
-                         store::blocking_pool& blocking, transfer::integrity_sink* integrity)
-    : ex_(std::move(ex)),
+                         store::blocking_pool& blocking, state::state_db& db)
+    : ex_(ex),
       remotes_(std::move(remotes)),
       cfg_(cfg),
       blocking_(blocking),
-      integrity_(integrity),
-      budget_(std::make_shared<transfer::byte_budget>(cfg_.memory_budget)) {}
+      db_(db, blocking),
+      budget_(std::make_shared<transfer::byte_budget>(cfg_.memory_budget)),
+      scheduler_(ex, cfg_.lanes) {}
 
-job_manager::~job_manager() = default;
+job_manager::~job_manager() {
+  std::lock_guard lock(mu_);
+  for (auto& [id, j] : jobs_) j->cancelled = true;
+}
 
 boost::system::result<std::unique_ptr<store::endpoint>, std::string> job_manager::open(const location& loc,
                                                                                        std::string_view role) {
@@ -195,44 +586,177 @@ boost::system::result<std::unique_ptr<store::endpoint>, std::string> job_manager
   return R(store::make_s3_endpoint(std::move(client), loc.bucket, loc.prefix));
 }
 
-boost::system::result<job_snapshot, std::string> job_manager::create(const job_request& req) {
-  auto refuse = [](std::string why) {
-    return boost::system::result<job_snapshot, std::string>(boost::system::in_place_error, std::move(why));
-  };
-  if (req.kind != "copy") return refuse("unknown job kind '" + req.kind + "' (this ferryd runs: copy)");
+boost::system::result<std::shared_ptr<job_manager::job>, std::string> job_manager::prepare(const job_request& req) {
+  using R = boost::system::result<std::shared_ptr<job>, std::string>;
+  auto refuse = [](std::string why) { return R(boost::system::in_place_error, std::move(why)); };
+  if (auto why = check_request(req); !why.empty()) return refuse(why);
   auto src = parse_location(req.source);
   if (!src) return refuse("source: " + src.error());
   auto dst = parse_location(req.destination);
   if (!dst) return refuse("destination: " + dst.error());
+  auto flt = filter::compile(req.options.filter);
+  if (!flt) return refuse(flt.error());
   auto src_ep = open(*src, "source");
   if (!src_ep) return refuse(src_ep.error());
   auto dst_ep = open(*dst, "destination");
   if (!dst_ep) return refuse(dst_ep.error());
 
-  auto j = std::make_shared<job>();
+  auto j = std::make_shared<job>(ex_);
+  j->req = req;
+  j->dst_loc = *dst;
   j->src = std::move(*src_ep);
   j->dst = std::move(*dst_ep);
+  j->flt = std::move(*flt);
   j->budget = budget_;
   j->cfg = cfg_;
-  j->integrity = integrity_;
+  j->sched = &scheduler_;
+  j->db = &db_;
+  j->snap.name = req.name;
+  j->snap.kind = req.kind;
+  j->snap.mode = req.mode;
+  j->snap.priority = req.priority;
+  if (req.kind == "mirror" && !j->req.options.interval) j->req.options.interval = cfg_.mirror_interval;
+  j->snap.options = j->req.options;
+  j->snap.source = src->to_string();
+  j->snap.destination = dst->to_string();
+  j->snap.created_at = clock::now();
+  return j;
+}
+
+void job_manager::launch(std::shared_ptr<job> j) {
+  // A local destination's multipart write is a temp file that does not outlive a crash: nothing to
+  // resume or abort there.
+  if (j->dst && !j->dst_loc.local) {
+    const upload_target target{j->dst_loc.remote, j->dst_loc.bucket, j->dst_loc.prefix};
+    j->journal = std::make_unique<state_journal>(db_, j->snap.id, target, cfg_.progress_durability);
+  }
+  j->slot = scheduler_.join(j->snap.id, j->snap.priority);
   {
     std::lock_guard lock(mu_);
-    char id[32];
-    std::snprintf(id, sizeof id, "j-%06llu", static_cast<unsigned long long>(next_id_++));
-    j->snap.id = id;
-    j->snap.name = req.name;
-    j->snap.kind = req.kind;
-    j->snap.mode = req.mode;
-    j->snap.source = src->to_string();
-    j->snap.destination = dst->to_string();
-    j->snap.created_at = std::chrono::system_clock::now();
-    jobs_.emplace(j->snap.id, j);
+    jobs_[j->snap.id] = j;
   }
-  auto snap = j->snapshot();
-  asio::co_spawn(asio::make_strand(ex_), run_copy(j), [j](std::exception_ptr e) {
-    if (e) j->finish("internal error: the job stopped unexpectedly (a bug; see the log)");
+  j->active = true;
+  asio::co_spawn(j->strand, run_job(j), [j](std::exception_ptr e) {
+    j->active = false;
+    if (!e) return;
+    j->update([](job_snapshot& s) {
+      s.state = job_state::failed;
+      s.error = "internal error: the job stopped unexpectedly (a bug; see the log)";
+      s.finished_at = clock::now();
+    });
+    spdlog::error("job {}: stopped by an exception", j->snap.id);
   });
-  return snap;
+}
+
+asio::awaitable<boost::system::result<job_snapshot, std::string>> job_manager::create(job_request req) {
+  using R = boost::system::result<job_snapshot, std::string>;
+  auto j = prepare(req);
+  if (!j) co_return R(boost::system::in_place_error, j.error());
+  auto id = co_await db_.next_job_id();
+  if (!id) co_return R(boost::system::in_place_error, "the state database refused a new job: " + id.error().message);
+  (*j)->snap.id = *id;
+  // On disk before the caller hears of it: a job acknowledged is a job that survives a crash.
+  auto rec = (*j)->record();
+  auto saved = co_await db_.put_job(std::move(rec), state::durability::fsync);
+  if (!saved) co_return R(boost::system::in_place_error, "saving the job failed: " + saved.error().message);
+  auto snap = (*j)->snapshot();
+  launch(std::move(*j));
+  co_return snap;
+}
+
+asio::awaitable<boost::system::result<std::size_t, std::string>> job_manager::restore() {
+  using R = boost::system::result<std::size_t, std::string>;
+  auto untracked = [](state::state_db& db) { return db.untracked_uploads(); };
+  auto orphans = co_await db_.run(std::move(untracked));
+  if (!orphans) co_return R(boost::system::in_place_error, "reading the upload registry: " + orphans.error().message);
+  for (const auto& u : *orphans) {
+    if (auto client = remotes_(u.endpoint)) {
+      auto r = co_await client->abort_multipart_upload(u.bucket, u.key, u.upload_id);
+      if (!r && r.error().code != "NoSuchUpload") {
+        spdlog::warn("aborting ferry's stale upload {} of {}:{}/{}: {} (kept; retried at the next start)", u.upload_id,
+                     u.endpoint, u.bucket, u.key, r.error().to_string());
+        continue;
+      }
+      spdlog::info("aborted ferry's stale multipart upload of {}:{}/{} (job {})", u.endpoint, u.bucket, u.key, u.job);
+    }
+    (void)co_await db_.remove_upload(u);
+  }
+
+  auto records = co_await db_.list_jobs();
+  if (!records) co_return R(boost::system::in_place_error, "reading the jobs: " + records.error().message);
+  std::size_t resumed = 0;
+  for (const auto& r : *records) {
+    job_request req;
+    req.kind = r.kind;
+    req.source = r.source;
+    req.destination = r.destination;
+    req.name = r.name;
+    req.mode = r.mode;
+    req.priority = static_cast<int>(std::clamp<std::uint64_t>(r.priority, 1, 100));
+    auto opts = decode_job_options(r.options);
+    if (opts) req.options = std::move(*opts);
+    const auto st = parse_job_state(r.state).value_or(job_state::failed);
+    auto prepared = opts ? prepare(req) : decltype(prepare(req))(boost::system::in_place_error, opts.error());
+    std::shared_ptr<job> j;
+    if (prepared) {
+      j = std::move(*prepared);
+    } else {
+      j = std::make_shared<job>(ex_);
+      j->req = req;
+      j->cfg = cfg_;
+      j->db = &db_;
+    }
+    auto& s = j->snap;
+    s.id = r.id;
+    s.name = r.name;
+    s.kind = r.kind;
+    s.source = r.source;
+    s.destination = r.destination;
+    s.mode = r.mode;
+    s.priority = req.priority;
+    s.options = req.options;
+    s.state = st;
+    s.created_at = r.created_at;
+    s.started_at = r.started_at;
+    s.finished_at = r.finished_at;
+    s.objects_total = r.objects_total;
+    s.objects_done = r.objects_done;
+    s.objects_failed = r.objects_failed;
+    s.objects_skipped = r.objects_skipped;
+    s.bytes_total = r.bytes_total;
+    s.bytes_done = r.bytes_done;
+    s.server_side = r.server_side;
+    s.streamed = r.streamed;
+    s.fallbacks = r.fallbacks;
+    s.error = r.error;
+    s.deleted = r.deleted;
+    s.passes = r.passes;
+    s.last_pass_at = r.last_pass_at;
+    s.plan = {r.plan_copy_objects, r.plan_copy_bytes,        r.plan_delete_objects,
+              r.plan_delete_bytes, r.plan_unchanged_objects, r.plan_unchanged_bytes};
+    s.delete_refused = r.delete_refused;
+    if (terminal(st)) {
+      std::lock_guard lock(mu_);
+      jobs_[s.id] = j;
+      continue;
+    }
+    if (!prepared) {
+      // Cannot run any more (a remote removed from the config, say): say so and keep the record.
+      s.state = job_state::failed;
+      s.error = "cannot resume after a restart: " + prepared.error();
+      s.finished_at = clock::now();
+      spdlog::error("job {}: {}", s.id, s.error);
+      auto rec = j->record();
+      (void)co_await db_.put_job(std::move(rec), state::durability::fsync);
+      std::lock_guard lock(mu_);
+      jobs_[s.id] = j;
+      continue;
+    }
+    spdlog::info("job {}: resuming after a restart ({} {} -> {})", s.id, s.kind, s.source, s.destination);
+    launch(std::move(j));
+    ++resumed;
+  }
+  co_return resumed;
 }
 
 std::optional<job_snapshot> job_manager::get(std::string_view id) const {
@@ -251,6 +775,62 @@ std::vector<job_snapshot> job_manager::list() const {
   std::vector<job_snapshot> out;
   for (const auto& j : all) out.push_back(j->snapshot());
   return out;
+}
+
+std::optional<job_snapshot> job_manager::cancel(std::string_view id) {
+  std::shared_ptr<job> j;
+  {
+    std::lock_guard lock(mu_);
+    auto it = jobs_.find(std::string(id));
+    if (it == jobs_.end()) return std::nullopt;
+    j = it->second;
+  }
+  if (terminal(j->snapshot().state) || j->cancelled.exchange(true)) return j->snapshot();
+  spdlog::info("job {}: cancel requested", j->snap.id);
+  if (j->slot) scheduler_.cancel(j->slot);
+  asio::post(j->strand, [j] {
+    if (j->pause) j->pause->cancel();
+    if (j->watcher) j->watcher->close();
+  });
+  return j->snapshot();
+}
+
+asio::awaitable<void> job_manager::shutdown(std::chrono::milliseconds grace) {
+  std::vector<std::shared_ptr<job>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, j] : jobs_) all.push_back(j);
+  }
+  for (const auto& j : all) {
+    if (!j->active.load()) continue;
+    j->stopping = true;
+    j->cancelled = true;
+    if (j->slot) scheduler_.cancel(j->slot);
+    asio::post(j->strand, [j] {
+      if (j->pause) j->pause->cancel();
+      if (j->watcher) j->watcher->close();
+    });
+  }
+  auto ex = co_await asio::this_coro::executor;
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  for (;;) {
+    const auto busy = std::count_if(all.begin(), all.end(), [](const auto& j) { return j->active.load(); });
+    if (busy == 0) co_return;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      spdlog::warn("{} job(s) still busy after {} ms; their state resumes them at the next start", busy, grace.count());
+      co_return;
+    }
+    asio::steady_timer t(ex, std::chrono::milliseconds(50));
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+asio::awaitable<boost::system::result<state::state_db::integrity_page, std::string>> job_manager::report(
+    std::string id, std::uint64_t after_seq, std::size_t limit) {
+  using R = boost::system::result<state::state_db::integrity_page, std::string>;
+  auto page = co_await db_.integrity_records(std::move(id), after_seq, limit);
+  if (!page) co_return R(boost::system::in_place_error, "reading the integrity records: " + page.error().message);
+  co_return std::move(*page);
 }
 
 }  // namespace ferry::sync

@@ -270,20 +270,26 @@ asio::awaitable<copy_outcome> staged_single(const copy_context& ctx, const store
 // Parts in parallel, each from a ranged read (with If-Match on S3) staged in budgeted memory and
 // sent with its Content-MD5. The whole-object MD5 is still computed, in part order: a part that
 // is read before its predecessors waits for its turn to be hashed (a short wait; parts are taken
-// in order).
+// in order). A resumed upload has parts whose bytes never pass through this process: it proves
+// itself by the multipart ETag of the stored part MD5s instead, and its CRC32C is combined from
+// the parts'.
 struct multipart_state {
   std::uint64_t size = 0, part_size = 0;
   int parts = 0;
-  int next_part = 0;     // the next part a worker takes
+  int next_part = 0;     // the next part a worker considers
   int next_to_hash = 0;  // the part the whole-object hasher waits for
+  bool resumed = false;  // some parts were sent before: no whole-object MD5
+  std::string upload_id;
   util::md5_hasher whole_md5;
-  util::crc32c_hasher whole_crc;
   std::optional<util::sha256_hasher> whole_sha;
   std::map<int, asio::steady_timer*> waiting_turn;
   std::vector<s3::part_info> done;
+  std::vector<bool> have;  // part already at the destination (resume)
   std::vector<util::md5_digest> part_md5;
+  std::vector<std::uint32_t> part_crc;
   std::optional<copy_outcome> failure;
   std::uint64_t bytes = 0;
+  int sent = 0;  // parts sent by this attempt
 
   void wake(int part) {
     auto it = waiting_turn.find(part);
@@ -299,13 +305,22 @@ asio::awaitable<void> multipart_worker(const copy_context& ctx, const store::obj
   auto ex = co_await asio::this_coro::executor;
   while (!st.failure && st.next_part < st.parts) {
     const int i = st.next_part++;
-    const std::uint64_t offset = static_cast<std::uint64_t>(i) * st.part_size;
-    const std::uint64_t len = std::min(st.part_size, st.size - offset);
-    auto lease = co_await ctx.budget.acquire(len);
+    if (st.have[static_cast<std::size_t>(i)]) continue;
     auto failed = [&](copy_outcome o) {
       if (!st.failure) st.failure = std::move(o);
       st.wake_all();
     };
+    if (ctx.stopping && ctx.stopping->load()) {
+      failed(fail(base, "ferryd is stopping; the upload resumes at the next start", true));
+      co_return;
+    }
+    if (ctx.cancelled && ctx.cancelled->load()) {
+      failed(fail(base, "cancelled", false));
+      co_return;
+    }
+    const std::uint64_t offset = static_cast<std::uint64_t>(i) * st.part_size;
+    const std::uint64_t len = std::min(st.part_size, st.size - offset);
+    auto lease = co_await ctx.budget.acquire(len);
     const store::byte_range range{offset, offset + len - 1};
     const std::string_view match = ctx.source.is_local() ? std::string_view() : std::string_view(obj.etag);
     auto in = co_await ctx.source.read(obj.key, range, match);
@@ -322,19 +337,21 @@ asio::awaitable<void> multipart_worker(const copy_context& ctx, const store::obj
     auto data = std::make_shared<const std::string>(std::move(*bytes));
     const auto digest = util::md5(*data);
     st.part_md5[static_cast<std::size_t>(i)] = digest;
+    st.part_crc[static_cast<std::size_t>(i)] = util::crc32c(*data);
 
-    while (st.next_to_hash != i && !st.failure) {
-      asio::steady_timer turn(ex, asio::steady_timer::time_point::max());
-      st.waiting_turn[i] = &turn;
-      co_await turn.async_wait(asio::as_tuple(asio::use_awaitable));
-      st.waiting_turn.erase(i);
+    if (!st.resumed) {
+      while (st.next_to_hash != i && !st.failure) {
+        asio::steady_timer turn(ex, asio::steady_timer::time_point::max());
+        st.waiting_turn[i] = &turn;
+        co_await turn.async_wait(asio::as_tuple(asio::use_awaitable));
+        st.waiting_turn.erase(i);
+      }
+      if (st.failure) co_return;
+      st.whole_md5.update(std::string_view(*data));
+      if (st.whole_sha) st.whole_sha->update(std::string_view(*data));
+      ++st.next_to_hash;
+      st.wake(st.next_to_hash);
     }
-    if (st.failure) co_return;
-    st.whole_md5.update(std::string_view(*data));
-    st.whole_crc.update(std::string_view(*data));
-    if (st.whole_sha) st.whole_sha->update(std::string_view(*data));
-    ++st.next_to_hash;
-    st.wake(st.next_to_hash);
 
     std::string part_md5 = util::base64_encode(digest);
     auto etag = co_await writer.write_part(i + 1, offset, data, std::move(part_md5));
@@ -348,9 +365,63 @@ asio::awaitable<void> multipart_worker(const copy_context& ctx, const store::obj
                   verdict::mismatch));
       co_return;
     }
-    st.done[static_cast<std::size_t>(i)] = s3::part_info{i + 1, etag->empty() ? part_hex : *etag, len};
+    const std::string part_etag = etag->empty() ? part_hex : *etag;
+    if (ctx.journal) {
+      journal_part jp{i + 1, len, part_etag, part_hex, st.part_crc[static_cast<std::size_t>(i)]};
+      std::string id = st.upload_id;
+      if (!co_await ctx.journal->part_done(obj, std::move(id), std::move(jp))) {
+        failed(fail(base, "recording part " + std::to_string(i + 1) + " in the state database failed", false));
+        co_return;
+      }
+    }
+    st.done[static_cast<std::size_t>(i)] = s3::part_info{i + 1, part_etag, len};
     st.bytes += len;
+    ++st.sent;
   }
+}
+
+// Picks up an upload the journal remembers: the parts the destination still holds and the journal
+// recorded (same number, size and ETag) need not be sent again. nullopt: start a new upload.
+asio::awaitable<std::unique_ptr<store::multipart_writer>> resume_upload(const copy_context& ctx,
+                                                                        const store::object_info& obj,
+                                                                        multipart_state& st) {
+  auto point = co_await ctx.journal->find(obj);
+  if (!point || point->upload_id.empty()) co_return nullptr;
+  auto forget = [&]() -> asio::awaitable<std::unique_ptr<store::multipart_writer>> {
+    std::string id = point->upload_id;
+    (void)co_await ctx.destination.abort_multipart(obj.key, id);
+    co_await ctx.journal->ended(obj, std::move(id));
+    co_return nullptr;
+  };
+  if (point->part_size != st.part_size) {
+    // A different part size (changed config): the stored parts do not line up.
+    co_return co_await forget();
+  }
+  std::string id = point->upload_id;
+  auto writer = co_await ctx.destination.resume_multipart(obj.key, std::move(id));
+  if (!writer) co_return co_await forget();
+  auto uploaded = co_await (*writer)->uploaded_parts();
+  if (!uploaded) co_return co_await forget();  // NoSuchUpload (aborted meanwhile), or a local destination
+  std::map<int, const s3::part_info*> at_dest;
+  for (const auto& p : *uploaded) at_dest[p.part_number] = &p;
+  for (const auto& p : point->parts) {
+    if (p.number < 1 || p.number > st.parts) continue;
+    const auto i = static_cast<std::size_t>(p.number - 1);
+    const std::uint64_t len = std::min(st.part_size, st.size - i * st.part_size);
+    auto it = at_dest.find(p.number);
+    if (it == at_dest.end() || p.size != len || it->second->size != len ||
+        util::ascii_lower(it->second->etag) != util::ascii_lower(p.etag))
+      continue;
+    auto md5 = util::from_hex(p.md5);
+    if (!md5 || md5->size() != st.part_md5[i].size()) continue;
+    std::copy(md5->begin(), md5->end(), st.part_md5[i].begin());
+    st.part_crc[i] = p.crc32c;
+    st.have[i] = true;
+    st.done[i] = s3::part_info{p.number, p.etag, len};
+    st.resumed = true;
+  }
+  st.upload_id = point->upload_id;
+  co_return std::move(*writer);
 }
 
 asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const store::object_info& obj) {
@@ -365,18 +436,42 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
   st.part_size = part_size_for(obj.size, ctx.config.part_size);
   st.parts = static_cast<int>((obj.size + st.part_size - 1) / st.part_size);
   st.done.resize(static_cast<std::size_t>(st.parts));
+  st.have.resize(static_cast<std::size_t>(st.parts));
   st.part_md5.resize(static_cast<std::size_t>(st.parts));
+  st.part_crc.resize(static_cast<std::size_t>(st.parts));
   if (ctx.config.sha256) st.whole_sha.emplace();
 
-  auto writer = co_await ctx.destination.begin_multipart(obj.key, write_options_from(*head, obj));
-  if (!writer) co_return fail(std::move(out), "starting the multipart upload", writer.error());
+  std::unique_ptr<store::multipart_writer> writer;
+  if (ctx.journal) writer = co_await resume_upload(ctx, obj, st);
+  if (!writer) {
+    auto begun = co_await ctx.destination.begin_multipart(obj.key, write_options_from(*head, obj));
+    if (!begun) co_return fail(std::move(out), "starting the multipart upload", begun.error());
+    writer = std::move(*begun);
+    st.upload_id = writer->id();
+    if (ctx.journal) {
+      std::string id = st.upload_id;
+      if (!co_await ctx.journal->started(obj, std::move(id), st.part_size)) {
+        (void)co_await writer->abort();
+        co_return fail(std::move(out), "recording the multipart upload in the state database failed", false);
+      }
+    }
+  }
+  auto give_up = [&](copy_outcome f) -> asio::awaitable<copy_outcome> {
+    if (ctx.stopping && ctx.stopping->load()) co_return f;  // resumed at the next start
+    (void)co_await writer->abort();
+    if (ctx.journal) {
+      std::string id = st.upload_id;
+      co_await ctx.journal->ended(obj, std::move(id));
+    }
+    co_return f;
+  };
 
   auto ex = co_await asio::this_coro::executor;
   const int workers = std::clamp(ctx.config.part_concurrency, 1, st.parts);
   int running = workers;
   asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
   for (int w = 0; w < workers; ++w) {
-    asio::co_spawn(ex, multipart_worker(ctx, obj, **writer, st, out), [&](std::exception_ptr e) {
+    asio::co_spawn(ex, multipart_worker(ctx, obj, *writer, st, out), [&](std::exception_ptr e) {
       if (e && !st.failure) {
         st.failure = fail(out, "internal error in a part worker", false);
         st.wake_all();
@@ -386,14 +481,20 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
   }
   co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
   out.bytes = st.bytes;
-  out.record.md5 = util::to_hex(st.whole_md5.finish());
-  out.record.crc32c = st.whole_crc.value();
-  if (st.whole_sha) out.record.sha256 = util::to_hex(st.whole_sha->finish());
+  std::uint32_t crc = st.parts > 0 ? st.part_crc[0] : 0;
+  for (int i = 1; i < st.parts; ++i)
+    crc = util::crc32c_combine(crc, st.part_crc[static_cast<std::size_t>(i)],
+                               std::min(st.part_size, st.size - static_cast<std::uint64_t>(i) * st.part_size));
+  out.record.crc32c = crc;
+  if (!st.resumed) {
+    out.record.md5 = util::to_hex(st.whole_md5.finish());
+    if (st.whole_sha) out.record.sha256 = util::to_hex(st.whole_sha->finish());
+  }
   if (st.failure) {
-    (void)co_await (*writer)->abort();
     auto f = std::move(*st.failure);
     f.bytes = st.bytes;
-    co_return f;
+    f.record.crc32c = 0;
+    co_return co_await give_up(std::move(f));
   }
 
   // The ETag S3 gives a multipart object: MD5 of the concatenated part MD5s, "-", part count.
@@ -401,13 +502,21 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
   for (const auto& d : st.part_md5) concat.append(reinterpret_cast<const char*>(d.data()), d.size());
   const std::string expected = util::to_hex(util::md5(concat)) + "-" + std::to_string(st.parts);
 
-  if (etag_is_md5(obj.etag) && out.record.md5 != util::ascii_lower(obj.etag)) {
-    (void)co_await (*writer)->abort();
-    co_return fail(std::move(out),
-                   "bytes read do not match the source ETag (read " + out.record.md5 + ", ETag " + obj.etag + ")", true,
-                   verdict::mismatch);
+  if (!st.resumed && etag_is_md5(obj.etag) && out.record.md5 != util::ascii_lower(obj.etag)) {
+    auto f = fail(std::move(out),
+                  "bytes read do not match the source ETag (read " + out.record.md5 + ", ETag " + obj.etag + ")", true,
+                  verdict::mismatch);
+    co_return co_await give_up(std::move(f));
   }
-  auto completed = co_await (*writer)->complete(st.done);
+  if (ctx.journal) {
+    std::string id = st.upload_id;
+    co_await ctx.journal->all_parts_sent(obj, std::move(id), st.part_size);
+  }
+  auto completed = co_await writer->complete(st.done);
+  if (ctx.journal) {
+    std::string id = st.upload_id;
+    co_await ctx.journal->ended(obj, std::move(id));
+  }
   if (!completed) co_return fail(std::move(out), "completing the multipart upload", completed.error());
   out.record.destination_etag = completed->etag;
 
@@ -433,7 +542,7 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
       co_return fail(std::move(out), "destination file does not hold the bytes sent", true, verdict::mismatch);
     out.record.method = "local-readback-md5";
   } else if (util::ascii_lower(completed->etag) == expected) {
-    out.record.method = "multipart-etag";
+    out.record.method = st.resumed ? "multipart-etag(resumed)" : "multipart-etag";
   } else {
     co_return fail(std::move(out), "destination ETag " + completed->etag + " != expected " + expected, true,
                    verdict::mismatch);

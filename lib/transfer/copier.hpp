@@ -10,10 +10,12 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ferry::transfer {
 
@@ -43,12 +45,56 @@ struct copy_outcome {
   bool verified() const { return record.result == verdict::verified; }
 };
 
+// One part of a multipart upload as a journal keeps it.
+struct journal_part {
+  int number = 0;
+  std::uint64_t size = 0;
+  std::string etag;  // the destination's, without quotes
+  std::string md5;   // hex MD5 of the part's bytes
+  std::uint32_t crc32c = 0;
+};
+
+// An upload an earlier attempt (or an earlier ferryd) began for the object and did not finish.
+struct resume_point {
+  std::string upload_id;
+  std::uint64_t part_size = 0;
+  std::vector<journal_part> parts;  // completed, by ascending number
+};
+
+// Where a streamed multipart upload's progress is kept so that a crash loses none of it (lib/sync
+// puts it in RocksDB). Called on the copy's executor; each call returns once the progress is
+// durable enough to act on: false means it is not, and the copy fails rather than running
+// unrecorded.
+class multipart_journal {
+ public:
+  virtual ~multipart_journal() = default;
+  // The unfinished upload recorded for this object while its source was the same (size, ETag).
+  virtual asio::awaitable<std::optional<resume_point>> find(const store::object_info& object) = 0;
+  // Before the upload's first part is sent.
+  virtual asio::awaitable<bool> started(const store::object_info& object, std::string upload_id,
+                                        std::uint64_t part_size) = 0;
+  virtual asio::awaitable<bool> part_done(const store::object_info& object, std::string upload_id,
+                                          journal_part part) = 0;
+  // Every part is at the destination; CompleteMultipartUpload comes next.
+  virtual asio::awaitable<void> all_parts_sent(const store::object_info& object, std::string upload_id,
+                                               std::uint64_t part_size) = 0;
+  // The upload is gone: completed or aborted (the object's verdict is recorded by the job).
+  virtual asio::awaitable<void> ended(const store::object_info& object, std::string upload_id) = 0;
+};
+
 struct copy_context {
   store::endpoint& source;
   store::endpoint& destination;
   byte_budget& budget;
   const transfer_config& config;
   copy_mode mode = copy_mode::automatic;
+  multipart_journal* journal = nullptr;  // optional: multipart progress survives a crash
+  // Optional: set when the job is cancelled; a multipart copy stops before its next part and
+  // aborts its upload.
+  const std::atomic<bool>* cancelled = nullptr;
+  // Optional: set when ferryd is shutting down; a multipart copy stops before its next part and
+  // keeps its upload (and the journal's record of it) for the next start to resume.
+  const std::atomic<bool>* stopping = nullptr;
 };
 
 // Copies `object` (as listed or stat'ed at the source) to the same key at the destination.

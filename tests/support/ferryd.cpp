@@ -1,5 +1,6 @@
 #include "support/ferryd.hpp"
 
+#include <csignal>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -53,6 +54,10 @@ ferryd::ferryd(const std::string& remotes, const std::string& log_level, const s
       config_(write_config(dir_, remotes, log_level, extra_config)),
       log_(dir_.path() / "ferryd.log"),
       proc_(start(config_, log_)) {
+  wait_for_socket();
+}
+
+void ferryd::wait_for_socket() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (!std::filesystem::exists(socket_)) {
     if (!proc_.running()) throw std::runtime_error("ferryd exited at start:\n" + read_log());
@@ -60,6 +65,21 @@ ferryd::ferryd(const std::string& remotes, const std::string& log_level, const s
       throw std::runtime_error("ferryd did not create its socket within 20 s:\n" + read_log());
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+void ferryd::kill9() {
+  proc_.signal(SIGKILL);
+  (void)proc_.wait_for(std::chrono::seconds(20));
+}
+
+void ferryd::restart() {
+  (void)proc_.kill(std::chrono::seconds(20));
+  std::error_code ec;
+  std::filesystem::rename(log_, log_.string() + "." + std::to_string(runs_++), ec);
+  // The socket a killed ferryd left: gone, so that waiting for it waits for the new one.
+  std::filesystem::remove(socket_, ec);
+  proc_ = start(config_, log_);
+  wait_for_socket();
 }
 
 ferryd::~ferryd() { proc_.kill(std::chrono::seconds(5)); }

@@ -37,11 +37,20 @@ class ferryd {
   run_result ctl(std::vector<std::string> args, std::chrono::seconds timeout = std::chrono::seconds(120)) const;
   // SIGTERM and the exit status.
   int stop();
+  // SIGKILL, as a crash: nothing is flushed or cleaned up; the socket file stays behind.
+  void kill9();
+  // Starts ferryd again with the same config and state directory (after kill9 or stop) and waits,
+  // bounded, for its socket. The earlier run's log moves to ferryd.log.N.
+  void restart();
+  pid_t pid() const { return proc_.pid(); }
 
  private:
+  void wait_for_socket();
+
   temp_dir dir_;
   std::filesystem::path socket_, config_, log_;
   process proc_;
+  int runs_ = 1;
 };
 
 }  // namespace ferry::test

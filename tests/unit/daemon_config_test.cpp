@@ -26,7 +26,7 @@ TEST(DaemonConfig, MinimalConfigTakesDefaultsForEverythingElse) {
   EXPECT_EQ(c->state_dir, "/var/lib/ferry");
   EXPECT_EQ(c->threads, 0u);
   EXPECT_EQ(c->log_level, "info");
-  EXPECT_EQ(c->engine.object_concurrency, 16);
+  EXPECT_EQ(c->engine.object_concurrency, 64);
   EXPECT_EQ(c->timeouts.connect, 10s);
   ASSERT_EQ(c->remotes.size(), 1u);
   const auto& r = c->remotes.at("src");

@@ -47,7 +47,7 @@ class memory_endpoint final : public store::endpoint {
     asio::awaitable<store::result<std::vector<store::object_info>>> next() override {
       std::vector<store::object_info> page;
       if (!done_)
-        for (auto& [k, v] : e_.objects) page.push_back({k, v.data.size(), v.etag, std::nullopt, {}});
+        for (auto& [k, v] : e_.objects) page.push_back({k, v.data.size(), v.etag, std::nullopt, {}, std::nullopt});
       done_ = true;
       co_return page;
     }
@@ -61,7 +61,8 @@ class memory_endpoint final : public store::endpoint {
   asio::awaitable<store::result<store::object_info>> stat(std::string_view key) override {
     auto it = objects.find(std::string(key));
     if (it == objects.end()) co_return s3::local_error("NoSuchKey", std::string(key));
-    co_return store::object_info{it->first, it->second.data.size(), it->second.etag, std::nullopt, it->second.metadata};
+    co_return store::object_info{it->first,    it->second.data.size(), it->second.etag,
+                                 std::nullopt, it->second.metadata,    std::nullopt};
   }
 
   class mem_reader final : public store::object_reader {
@@ -149,6 +150,9 @@ class memory_endpoint final : public store::endpoint {
       aborted = true;
       co_return store::result<void>();
     }
+    asio::awaitable<store::result<std::vector<s3::part_info>>> uploaded_parts() override {
+      co_return s3::local_error("NotSupported", "memory endpoint");
+    }
     bool aborted = false;
 
    private:
@@ -163,9 +167,21 @@ class memory_endpoint final : public store::endpoint {
     co_return std::unique_ptr<store::multipart_writer>(
         std::make_unique<mem_multipart>(*this, std::string(key), opts.metadata));
   }
+  asio::awaitable<store::result<std::unique_ptr<store::multipart_writer>>> resume_multipart(std::string_view,
+                                                                                            std::string) override {
+    co_return s3::local_error("NotSupported", "memory endpoint");
+  }
+  asio::awaitable<store::result<void>> abort_multipart(std::string_view, std::string) override {
+    co_return store::result<void>();
+  }
   asio::awaitable<store::result<void>> remove(std::string_view key) override {
     objects.erase(std::string(key));
     co_return store::result<void>();
+  }
+  asio::awaitable<store::result<std::vector<std::pair<std::string, store::error>>>> remove_many(
+      std::vector<std::string> keys) override {
+    for (const auto& k : keys) objects.erase(k);
+    co_return std::vector<std::pair<std::string, store::error>>{};
   }
 
   void put(const std::string& key, std::string data, bool multipart_etag = false) {

@@ -1,0 +1,250 @@
+// sync and mirror jobs end to end: ferryctl drives a real ferryd against a real s3rver; what the
+// destination holds is read back with rclone, independently of ferry.
+#include "proto/messages.hpp"
+#include "support/ferryd.hpp"
+#include "support/pattern.hpp"
+#include "support/s3rver.hpp"
+#include "support/temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace ferry::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+class SyncE2E : public ::testing::Test {
+ protected:
+  SyncE2E() {
+    for (auto b : {"src", "dst"}) {
+      auto r = s3_.rclone({"mkdir", std::string("s3rver:") + b});
+      if (r.exit_code != 0) throw std::runtime_error("rclone mkdir: " + r.err);
+    }
+  }
+
+  // Writes `files` (key -> content) into bucket with rclone.
+  void put(const std::string& bucket, const std::map<std::string, std::string>& files) {
+    temp_dir local;
+    for (const auto& [k, v] : files) {
+      auto p = local.path() / k;
+      std::filesystem::create_directories(p.parent_path());
+      std::ofstream(p, std::ios::binary) << v;
+    }
+    auto r = s3_.rclone({"copy", local.path().string(), "s3rver:" + bucket});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  void remove(const std::string& bucket, const std::string& key) {
+    auto r = s3_.rclone({"deletefile", "s3rver:" + bucket + "/" + key});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  // key -> MD5 of what the bucket holds, as rclone computes it.
+  std::map<std::string, std::string> contents(const std::string& bucket) {
+    auto r = s3_.rclone({"md5sum", "--download", "s3rver:" + bucket});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::map<std::string, std::string> out;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      if (line.size() > 34) out[line.substr(34)] = line.substr(0, 32);
+    }
+    return out;
+  }
+  static std::string md5_of(const std::string& data);
+
+  proto::job job_of(const run_result& r) {
+    auto j = proto::parse_job(r.out.substr(0, r.out.find('\n')));
+    if (!j) throw std::runtime_error("ferryctl --json printed no job: " + r.out + r.err);
+    return *j;
+  }
+  proto::job status(const ferryd& d, const std::string& id) {
+    auto r = d.ctl({"--json", "status", id});
+    if (r.exit_code != 0) throw std::runtime_error("ferryctl status: " + r.out + r.err);
+    return job_of(r);
+  }
+  // Polls (bounded) until pred(job) holds; returns the last job seen.
+  template <class P>
+  proto::job wait_until(const ferryd& d, const std::string& id, P pred, std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      auto j = status(d, id);
+      if (pred(j) || std::chrono::steady_clock::now() > deadline) return j;
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+
+  s3rver s3_;
+};
+
+std::string SyncE2E::md5_of(const std::string& data) {
+  temp_dir t;
+  auto p = t.path() / "f";
+  std::ofstream(p, std::ios::binary) << data;
+  auto r = run(process_options{.argv = {"md5sum", p.string()}}, std::chrono::seconds(10));
+  return r.out.substr(0, 32);
+}
+
+TEST_F(SyncE2E, SyncKeepsExtraneousObjectsUnlessAskedToDelete) {
+  put("src", {{"a", "alpha"}, {"b", "bravo"}, {"dir/c", "charlie"}});
+  put("dst", {{"a", "alpha"}, {"x", "extra"}});
+  ferryd d(remote_section("s3", s3_));
+
+  auto first = d.ctl({"--json", "sync", "s3:src", "s3:dst", "--wait"});
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err << d.read_log();
+  auto j = job_of(first);
+  EXPECT_EQ(j.kind, "sync");
+  EXPECT_EQ(j.plan.to_copy.objects, 2u);
+  EXPECT_EQ(j.plan.unchanged.objects, 1u);
+  EXPECT_EQ(j.deleted, 0u);
+  EXPECT_EQ(contents("dst"),
+            (std::map<std::string, std::string>{
+                {"a", md5_of("alpha")}, {"b", md5_of("bravo")}, {"dir/c", md5_of("charlie")}, {"x", md5_of("extra")}}));
+
+  auto second = d.ctl({"--json", "sync", "s3:src", "s3:dst", "--delete", "--wait"});
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err << d.read_log();
+  j = job_of(second);
+  EXPECT_EQ(j.plan.to_copy.objects, 0u);
+  EXPECT_EQ(j.plan.unchanged.objects, 3u);
+  EXPECT_EQ(j.plan.to_delete.objects, 1u);
+  EXPECT_EQ(j.deleted, 1u);
+  EXPECT_EQ(contents("dst"), contents("src"));
+}
+
+TEST_F(SyncE2E, MaxDeleteRefusesAndForceOverrides) {
+  put("src", {{"keep", "k"}});
+  put("dst", {{"keep", "k"}, {"old1", "1"}, {"old2", "2"}, {"old3", "3"}});
+  ferryd d(remote_section("s3", s3_));
+
+  auto refused = d.ctl({"--json", "sync", "s3:src", "s3:dst", "--delete", "--max-delete", "2", "--wait"});
+  EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
+  auto j = job_of(refused);
+  EXPECT_EQ(j.state, proto::job_state::failed);
+  ASSERT_TRUE(j.delete_refused.has_value());
+  EXPECT_NE(j.delete_refused->find("refusing to delete 3"), std::string::npos) << *j.delete_refused;
+  EXPECT_EQ(j.deleted, 0u);
+  EXPECT_EQ(contents("dst").size(), 4u);
+
+  // The default cap is 10% of the destination: 3 of 4 is refused as well.
+  auto by_default = d.ctl({"--json", "sync", "s3:src", "s3:dst", "--delete", "--wait"});
+  EXPECT_EQ(by_default.exit_code, 1);
+  EXPECT_EQ(contents("dst").size(), 4u);
+
+  auto forced = d.ctl({"--json", "sync", "s3:src", "s3:dst", "--delete", "--max-delete", "2", "--force", "--wait"});
+  ASSERT_EQ(forced.exit_code, 0) << forced.out << forced.err << d.read_log();
+  EXPECT_EQ(job_of(forced).deleted, 3u);
+  EXPECT_EQ(contents("dst"), contents("src"));
+}
+
+TEST_F(SyncE2E, FiltersChooseWhatIsCopied) {
+  put("src", {{"a.jpg", "a"},
+              {"b.txt", "b"},
+              {"dir/c.jpg", "c"},
+              {"dir/big.jpg", test::pattern(200'000, 3)},
+              {"tmp/d.jpg", "d"}});
+  ferryd d(remote_section("s3", s3_));
+  auto r = d.ctl({"--json", "copy", "s3:src", "s3:dst", "--include", "*.jpg", "--exclude", "tmp/**", "--max-size",
+                  "100K", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << d.read_log();
+  auto got = contents("dst");
+  EXPECT_EQ(got, (std::map<std::string, std::string>{{"a.jpg", md5_of("a")}, {"dir/c.jpg", md5_of("c")}}));
+  EXPECT_EQ(job_of(r).objects.total, 2u);
+}
+
+TEST_F(SyncE2E, DryRunPrintsThePlanAndChangesNothing) {
+  put("src", {{"new", "n"}, {"same", "s"}, {"changed", "version 2"}});
+  put("dst", {{"same", "s"}, {"changed", "version 1"}, {"gone", "g"}});
+  const auto before = contents("dst");
+  ferryd d(remote_section("s3", s3_));
+
+  auto human = d.ctl({"sync", "s3:src", "s3:dst", "--delete", "--force", "--dry-run"});
+  ASSERT_EQ(human.exit_code, 0) << human.out << human.err << d.read_log();
+  EXPECT_NE(human.out.find("dry run"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("copy"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("delete"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("unchanged"), std::string::npos) << human.out;
+
+  auto json = d.ctl({"--json", "sync", "s3:src", "s3:dst", "--delete", "--force", "--dry-run"});
+  ASSERT_EQ(json.exit_code, 0) << json.out << json.err;
+  auto j = job_of(json);
+  EXPECT_EQ(j.plan.to_copy.objects, 2u);  // new, changed
+  EXPECT_EQ(j.plan.to_copy.bytes, 1u + 9u);
+  EXPECT_EQ(j.plan.unchanged.objects, 1u);
+  EXPECT_EQ(j.plan.to_delete.objects, 1u);
+  EXPECT_EQ(j.deleted, 0u);
+  EXPECT_EQ(contents("dst"), before);
+}
+
+TEST_F(SyncE2E, MirrorPicksUpNewChangedAndDeletedObjectsWithinOneInterval) {
+  put("src", {{"a", "one"}, {"b", "two"}, {"c", "three"}});
+  ferryd d(remote_section("s3", s3_));
+  auto r = d.ctl({"--json", "mirror", "s3:src", "s3:dst", "--delete", "--interval", "2s", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << d.read_log();
+  const auto id = job_of(r).id;
+  EXPECT_EQ(contents("dst"), contents("src"));
+
+  put("src", {{"new", "fresh"}, {"b", "two, changed"}});
+  remove("src", "c");
+  const auto changed_at = status(d, id).passes;
+  // The pass that starts after the change (at most one interval later) must carry all three.
+  auto j = wait_until(
+      d, id, [&](const proto::job& j) { return j.passes >= changed_at + 2; }, 30s);
+  ASSERT_GE(j.passes, changed_at + 2) << d.read_log();
+  EXPECT_EQ(contents("dst"), (std::map<std::string, std::string>{
+                                 {"a", md5_of("one")}, {"b", md5_of("two, changed")}, {"new", md5_of("fresh")}}));
+  EXPECT_EQ(j.state, proto::job_state::running);
+  EXPECT_GE(j.deleted, 1u);
+
+  auto cancelled = d.ctl({"--json", "cancel", id});
+  ASSERT_EQ(cancelled.exit_code, 0) << cancelled.out << cancelled.err;
+  auto end = wait_until(
+      d, id, [](const proto::job& j) { return j.state == proto::job_state::cancelled; }, 20s);
+  EXPECT_EQ(end.state, proto::job_state::cancelled);
+}
+
+TEST_F(SyncE2E, LocalDirectoryMirrorReactsToANewFileWithinFiveSeconds) {
+  temp_dir src;
+  std::ofstream(src.path() / "first.txt") << "first";
+  ferryd d(remote_section("s3", s3_));
+  auto r = d.ctl({"--json", "mirror", src.path().string(), "s3:dst", "--interval", "1h", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << d.read_log();
+  ASSERT_EQ(contents("dst").count("first.txt"), 1u);
+
+  std::filesystem::create_directories(src.path() / "sub");
+  std::ofstream(src.path() / "sub" / "second.txt") << "second";
+  const auto written = std::chrono::steady_clock::now();
+  bool arrived = false;
+  while (!arrived && std::chrono::steady_clock::now() - written < 5s) {
+    auto ls = s3_.rclone({"lsf", "-R", "s3rver:dst"});
+    arrived = ls.out.find("sub/second.txt") != std::string::npos;
+    if (!arrived) std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_TRUE(arrived) << "sub/second.txt did not reach the bucket within 5 s\n" << d.read_log();
+  EXPECT_EQ(contents("dst")["sub/second.txt"], md5_of("second"));
+}
+
+TEST_F(SyncE2E, ReportPrintsEveryIntegrityRecord) {
+  put("src", {{"a", "alpha"}, {"b", test::pattern(70'000, 1)}});
+  ferryd d(remote_section("s3", s3_));
+  auto r = d.ctl({"--json", "copy", "s3:src", "s3:dst", "--copy-mode", "stream", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << d.read_log();
+  const auto id = job_of(r).id;
+
+  auto human = d.ctl({"report", id});
+  ASSERT_EQ(human.exit_code, 0) << human.out << human.err;
+  EXPECT_NE(human.out.find(md5_of("alpha")), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("2 verified"), std::string::npos) << human.out;
+
+  auto json = d.ctl({"--json", "report", id});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_NE(json.out.find("\"key\":\"a\""), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\"key\":\"b\""), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\"result\":\"verified\""), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\"md5\":\"" + md5_of("alpha") + "\""), std::string::npos) << json.out;
+}
+
+}  // namespace
+}  // namespace ferry::test
