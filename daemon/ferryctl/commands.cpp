@@ -371,17 +371,41 @@ int run_daemon_status(const globals& g) {
   return exit_ok;
 }
 
-int run_job_status(const globals& g, const std::string& id) {
+namespace {
+
+// Calls a method whose result is a job object. With --json the raw line is printed and nullopt
+// returned with `exit` set, as on any failure; otherwise the parsed job.
+std::optional<proto::job> call_for_job(const globals& g, std::string_view method, const std::string& params,
+                                       int& exit) {
   auto c = connect(g);
-  if (!c) return report(c.error());
-  auto r = c->call(proto::method::job_get, proto::to_json(proto::job_get_params{id}));
-  if (!r) return report(r.error());
+  if (!c) {
+    exit = report(c.error());
+    return std::nullopt;
+  }
+  auto r = c->call(method, params);
+  if (!r) {
+    exit = report(r.error());
+    return std::nullopt;
+  }
+  exit = exit_ok;
   if (g.json) {
     print_json_line(*r);
-    return exit_ok;
+    return std::nullopt;
   }
   auto j = proto::parse_job(*r);
-  if (!j) return report_malformed(j.error());
+  if (!j) {
+    exit = report_malformed(j.error());
+    return std::nullopt;
+  }
+  return std::move(*j);
+}
+
+}  // namespace
+
+int run_job_status(const globals& g, const std::string& id) {
+  int exit = exit_ok;
+  auto j = call_for_job(g, proto::method::job_get, proto::to_json(proto::job_get_params{id}), exit);
+  if (!j) return exit;
   std::vector<std::vector<std::string>> rows{
       {"job", printable(j->id)},
       {"name", j->name.empty() ? "-" : printable(j->name)},
@@ -486,16 +510,9 @@ int run_report(const globals& g, const std::string& id) {
 }
 
 int run_cancel(const globals& g, const std::string& id) {
-  auto c = connect(g);
-  if (!c) return report(c.error());
-  auto r = c->call(proto::method::job_cancel, proto::to_json(proto::job_cancel_params{id}));
-  if (!r) return report(r.error());
-  if (g.json) {
-    print_json_line(*r);
-    return exit_ok;
-  }
-  auto j = proto::parse_job(*r);
-  if (!j) return report_malformed(j.error());
+  int exit = exit_ok;
+  auto j = call_for_job(g, proto::method::job_cancel, proto::to_json(proto::job_cancel_params{id}), exit);
+  if (!j) return exit;
   const std::string state(proto::to_string(j->state));
   if (!proto::is_terminal(j->state))
     std::printf("%s %s: cancelling (it becomes cancelled once its transfers stop)\n", printable(j->id).c_str(),

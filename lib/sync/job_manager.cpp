@@ -154,14 +154,9 @@ asio::awaitable<bool> record_verdict(job& j, const store::object_info& obj, cons
   if (out.verified()) {
     b.put_object_state(j.snap.id, obj.key, verified_state(obj, out.record.destination_etag, attempts));
   } else {
-    state::object_state s;
-    s.phase = state::object_phase::failed;
-    s.size = obj.size;
-    s.source_etag = obj.etag;
-    s.source_mtime = obj.last_modified;
+    auto s = state_of(obj, state::object_phase::failed);
     s.attempts = attempts;
     s.error = out.record.error;
-    s.updated_at = clock::now();
     b.put_object_state(j.snap.id, obj.key, s);
   }
   b.record_integrity(j.snap.id, out.record);

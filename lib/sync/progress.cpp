@@ -55,14 +55,9 @@ asio::awaitable<std::optional<transfer::resume_point>> state_journal::find(const
 
 asio::awaitable<bool> state_journal::started(const store::object_info& object, std::string upload_id,
                                              std::uint64_t part_size) {
-  state::object_state s;
-  s.phase = state::object_phase::in_flight;
-  s.size = object.size;
-  s.source_etag = object.etag;
-  s.source_mtime = object.last_modified;
+  auto s = state_of(object, state::object_phase::in_flight);
   s.upload_id = upload_id;
   s.part_size = part_size;
-  s.updated_at = std::chrono::system_clock::now();
   state::state_batch b;
   b.clear_parts(job_, object.key);
   b.put_object_state(job_, object.key, s);
@@ -87,28 +82,17 @@ asio::awaitable<bool> state_journal::part_done(const store::object_info& object,
 
 asio::awaitable<void> state_journal::all_parts_sent(const store::object_info& object, std::string upload_id,
                                                     std::uint64_t part_size) {
-  state::object_state s;
-  s.phase = state::object_phase::parts_done;
-  s.size = object.size;
-  s.source_etag = object.etag;
-  s.source_mtime = object.last_modified;
+  auto s = state_of(object, state::object_phase::parts_done);
   s.upload_id = std::move(upload_id);
   s.part_size = part_size;
-  s.updated_at = std::chrono::system_clock::now();
   auto r = co_await db_.put_object_state(job_, object.key, std::move(s), parts_);
   if (!r) spdlog::warn("job {}: recording that {} has all its parts: {}", job_, object.key, r.error().message);
 }
 
 asio::awaitable<void> state_journal::ended(const store::object_info& object, std::string upload_id) {
-  state::object_state s;
-  s.phase = state::object_phase::pending;
-  s.size = object.size;
-  s.source_etag = object.etag;
-  s.source_mtime = object.last_modified;
-  s.updated_at = std::chrono::system_clock::now();
   state::state_batch b;
   b.clear_parts(job_, object.key);
-  b.put_object_state(job_, object.key, s);
+  b.put_object_state(job_, object.key, state_of(object, state::object_phase::pending));
   b.remove_upload(upload(object, upload_id));
   // If this is lost in a crash, the upload is found untracked at startup and aborted.
   auto r = co_await db_.write(std::move(b), state::durability::wal);
@@ -157,16 +141,21 @@ std::unique_ptr<store::lister> make_record_lister(state::async_state_db& db, std
   return std::make_unique<record_lister>(db, std::move(job));
 }
 
-state::object_state verified_state(const store::object_info& source, std::string destination_etag,
-                                   std::uint32_t attempts) {
+state::object_state state_of(const store::object_info& source, state::object_phase phase) {
   state::object_state s;
-  s.phase = state::object_phase::verified;
+  s.phase = phase;
   s.size = source.size;
   s.source_etag = source.etag;
   s.source_mtime = source.last_modified;
+  s.updated_at = std::chrono::system_clock::now();
+  return s;
+}
+
+state::object_state verified_state(const store::object_info& source, std::string destination_etag,
+                                   std::uint32_t attempts) {
+  auto s = state_of(source, state::object_phase::verified);
   s.destination_etag = std::move(destination_etag);
   s.attempts = attempts;
-  s.updated_at = std::chrono::system_clock::now();
   return s;
 }
 

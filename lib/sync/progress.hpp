@@ -50,6 +50,10 @@ class state_journal final : public transfer::multipart_journal {
 // the planner sees them as missing and copies them again.
 std::unique_ptr<store::lister> make_record_lister(state::async_state_db& db, std::string job);
 
+// An object's state in `phase`, describing its source as listed (size, ETag, last change), so a
+// later pass can tell whether the source is still the same.
+state::object_state state_of(const store::object_info& source, state::object_phase phase);
+
 // The state record of an object that is now at the destination, identical to its source.
 state::object_state verified_state(const store::object_info& source, std::string destination_etag,
                                    std::uint32_t attempts);
