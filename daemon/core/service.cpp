@@ -7,13 +7,18 @@
 #include "store/blocking.hpp"
 #include "sync/job_manager.hpp"
 #include "util/hash.hpp"
+#include "util/units.hpp"
 
 #include <spdlog/spdlog.h>
 #include <systemd/sd-daemon.h>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <unistd.h>
 
@@ -321,6 +326,44 @@ void service::stop() {
       asio::detached);
 }
 
+namespace {
+
+// systemd: WATCHDOG=1 sent from the event loop itself, so a loop that is stuck stops the pings and
+// systemd restarts ferryd (WatchdogSec= in the unit); STATUS= with the jobs and the current rate,
+// for `systemctl status`. Ends when the io_context stops.
+asio::awaitable<void> notify_systemd(const sync::job_manager& jobs) {
+  std::uint64_t usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &usec) > 0 && usec > 0;
+  const auto period =
+      watchdog ? std::min<std::chrono::microseconds>(std::chrono::microseconds(usec / 2), std::chrono::seconds(5))
+               : std::chrono::microseconds(std::chrono::seconds(5));
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  std::uint64_t last_bytes = 0;
+  auto last = std::chrono::steady_clock::now();
+  for (;;) {
+    timer.expires_after(period);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    if (watchdog) sd_notify(0, "WATCHDOG=1");
+    std::size_t running = 0;
+    std::uint64_t bytes = 0;
+    for (const auto& j : jobs.list()) {
+      if (j.state == sync::job_state::running) ++running;
+      bytes += j.bytes_done;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - last).count();
+    // Counters restart with each mirror pass: a drop is no negative rate.
+    const auto rate =
+        bytes >= last_bytes && seconds > 0 ? static_cast<std::uint64_t>((bytes - last_bytes) / seconds) : 0;
+    last_bytes = bytes;
+    last = now;
+    sd_notifyf(0, "STATUS=%zu job(s) running, %s/s", running, util::format_bytes(rate).c_str());
+  }
+}
+
+}  // namespace
+
 int service::run() {
   auto& d = *impl_;
   if (auto started = d.server.start(); !started) {
@@ -335,7 +378,9 @@ int service::run() {
   });
   spdlog::info("ferryd {} ready: {} io threads, {} remotes, control socket {}, state {}", FERRY_VERSION, d.threads,
                d.remotes.size(), d.cfg.socket, d.cfg.state_dir);
+  // The state is open and the socket listens: ready. Unfinished jobs resume right after.
   sd_notify(0, "READY=1");
+  asio::co_spawn(d.io, notify_systemd(d.jobs), asio::detached);
   // Jobs a crash or a stop interrupted carry on without being asked.
   asio::co_spawn(
       d.io,
