@@ -22,6 +22,8 @@ std::string_view to_string(job_state s) {
       return "queued";
     case job_state::running:
       return "running";
+    case job_state::paused:
+      return "paused";
     case job_state::succeeded:
       return "succeeded";
     case job_state::failed:
@@ -33,7 +35,8 @@ std::string_view to_string(job_state s) {
 }
 
 std::optional<job_state> parse_job_state(std::string_view s) {
-  for (auto st : {job_state::queued, job_state::running, job_state::succeeded, job_state::failed, job_state::cancelled})
+  for (auto st : {job_state::queued, job_state::running, job_state::paused, job_state::succeeded, job_state::failed,
+                  job_state::cancelled})
     if (to_string(st) == s) return st;
   return std::nullopt;
 }
@@ -398,6 +401,7 @@ void write_json(json_writer& w, const daemon_status& v) {
       .member("succeeded", v.jobs.succeeded)
       .member("failed", v.jobs.failed)
       .member("cancelled", v.jobs.cancelled)
+      .member("paused", v.jobs.paused)
       .end_object()
       .key("remotes")
       .begin_array();
@@ -522,6 +526,7 @@ result<daemon_status> parse_daemon_status(std::string_view json) {
     v.jobs.succeeded = j.uint("succeeded");
     v.jobs.failed = j.uint("failed");
     v.jobs.cancelled = j.uint("cancelled");
+    v.jobs.paused = j.uint("paused");
     r.array("remotes", [&](detail::dom::element e, std::string path) {
       std::string_view s;
       if (e.get_string().get(s) != simdjson::SUCCESS) {

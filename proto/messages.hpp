@@ -24,6 +24,9 @@ inline constexpr std::string_view job_get = "job.get";
 inline constexpr std::string_view job_list = "job.list";
 inline constexpr std::string_view job_cancel = "job.cancel";
 inline constexpr std::string_view job_report = "job.report";
+inline constexpr std::string_view job_pause = "job.pause";
+inline constexpr std::string_view job_resume = "job.resume";
+inline constexpr std::string_view job_delete = "job.delete";
 inline constexpr std::string_view daemon_status = "daemon.status";
 }  // namespace method
 
@@ -50,7 +53,8 @@ inline constexpr std::string_view kind_copy = "copy";      // every source objec
 inline constexpr std::string_view kind_sync = "sync";      // only what differs; optionally delete extras
 inline constexpr std::string_view kind_mirror = "mirror";  // a sync repeated every `interval` until cancelled
 
-enum class job_state { queued, running, succeeded, failed, cancelled };
+// paused: stopped by job.pause until job.resume (kept across restarts); not terminal.
+enum class job_state { queued, running, paused, succeeded, failed, cancelled };
 std::string_view to_string(job_state s);
 std::optional<job_state> parse_job_state(std::string_view s);
 // succeeded, failed, cancelled: the job will not change any more.
@@ -101,6 +105,11 @@ struct job_cancel_params {
   std::string id;
   friend bool operator==(const job_cancel_params&, const job_cancel_params&) = default;
 };
+
+// job.pause, job.resume and job.delete take the job's id, as job.get does.
+using job_pause_params = job_get_params;
+using job_resume_params = job_get_params;
+using job_delete_params = job_get_params;
 
 // One page of a job's integrity records: those with seq > after, at most `limit`.
 struct job_report_params {
@@ -225,6 +234,7 @@ struct job_counts {
   std::uint64_t total = 0;
   std::uint64_t queued = 0;
   std::uint64_t running = 0;
+  std::uint64_t paused = 0;
   std::uint64_t succeeded = 0;
   std::uint64_t failed = 0;
   std::uint64_t cancelled = 0;

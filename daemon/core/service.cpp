@@ -37,6 +37,8 @@ proto::job_state to_proto(sync::job_state s) {
       return proto::job_state::queued;
     case sync::job_state::running:
       return proto::job_state::running;
+    case sync::job_state::paused:
+      return proto::job_state::paused;
     case sync::job_state::succeeded:
       return proto::job_state::succeeded;
     case sync::job_state::failed:
@@ -236,6 +238,30 @@ struct service::impl {
             co_return proto::error{proto::code::job_not_found, "no job '" + p->id + "' (list them: ferryctl jobs)"};
           co_return proto::to_json(to_proto(*j));
         });
+    // job.pause, job.resume: a job that cannot do it now gets invalid_params with the reason.
+    for (const auto m : {proto::method::job_pause, proto::method::job_resume}) {
+      server.add_method(
+          std::string(m), [this, m](const proto::request& req) -> asio::awaitable<control::handler_result> {
+            auto p = proto::parse_job_get_params(req.params);
+            if (!p) co_return p.error();
+            if (!jobs.get(p->id))
+              co_return proto::error{proto::code::job_not_found, "no job '" + p->id + "' (list them: ferryctl jobs)"};
+            auto j = m == proto::method::job_pause ? jobs.pause(p->id) : jobs.resume(p->id);
+            if (!j) co_return proto::error{proto::code::invalid_params, j.error()};
+            co_return proto::to_json(to_proto(*j));
+          });
+    }
+    server.add_method(
+        std::string(proto::method::job_delete),
+        [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
+          auto p = proto::parse_job_get_params(req.params);
+          if (!p) co_return p.error();
+          if (!jobs.get(p->id))
+            co_return proto::error{proto::code::job_not_found, "no job '" + p->id + "' (list them: ferryctl jobs)"};
+          auto j = co_await jobs.remove(p->id);
+          if (!j) co_return proto::error{proto::code::invalid_params, j.error()};
+          co_return proto::to_json(to_proto(*j));
+        });
     server.add_method(
         std::string(proto::method::job_report),
         [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
@@ -291,6 +317,9 @@ struct service::impl {
           break;
         case sync::job_state::running:
           ++st.jobs.running;
+          break;
+        case sync::job_state::paused:
+          ++st.jobs.paused;
           break;
         case sync::job_state::succeeded:
           ++st.jobs.succeeded;

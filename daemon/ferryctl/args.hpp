@@ -140,10 +140,11 @@ inline boost::system::result<proto::job_create_params, std::string> make_create_
 // --wait, and a dry run (which ends by itself and whose plan is the answer), wait.
 inline bool waits(const create_options& o) { return o.wait || o.dry_run; }
 
-// Waiting is over when the job has ended, or, for a mirror (which runs until cancelled), when
-// its first pass has completed.
+// Waiting is over when the job has ended or was paused, or, for a mirror (which runs until
+// cancelled), when its first pass has completed.
 inline bool wait_done(const proto::job& j) {
-  return proto::is_terminal(j.state) || (j.kind == proto::kind_mirror && j.passes >= 1);
+  return proto::is_terminal(j.state) || j.state == proto::job_state::paused ||
+         (j.kind == proto::kind_mirror && j.passes >= 1);
 }
 
 // The verdict of a finished wait: no failed object and no job error, and the job succeeded (a

@@ -524,4 +524,35 @@ int run_cancel(const globals& g, const std::string& id) {
   return exit_ok;
 }
 
+int run_pause(const globals& g, const std::string& id) {
+  int exit = exit_ok;
+  auto j = call_for_job(g, proto::method::job_pause, proto::to_json(proto::job_pause_params{id}), exit);
+  if (!j) return exit;
+  if (j->state == proto::job_state::paused)
+    std::printf("%s paused\n", printable(j->id).c_str());
+  else if (proto::is_terminal(j->state))
+    std::printf("%s %s: already finished, nothing to pause\n", printable(j->id).c_str(),
+                std::string(proto::to_string(j->state)).c_str());
+  else
+    std::printf("%s pausing (it becomes paused once its transfers stop; ferryctl resume %s)\n",
+                printable(j->id).c_str(), printable(j->id).c_str());
+  return exit_ok;
+}
+
+int run_resume(const globals& g, const std::string& id) {
+  int exit = exit_ok;
+  auto j = call_for_job(g, proto::method::job_resume, proto::to_json(proto::job_resume_params{id}), exit);
+  if (!j) return exit;
+  std::printf("%s resumed: %s\n", printable(j->id).c_str(), std::string(proto::to_string(j->state)).c_str());
+  return exit_ok;
+}
+
+int run_delete(const globals& g, const std::string& id) {
+  int exit = exit_ok;
+  auto j = call_for_job(g, proto::method::job_delete, proto::to_json(proto::job_delete_params{id}), exit);
+  if (!j) return exit;
+  std::printf("%s deleted (with its records)\n", printable(j->id).c_str());
+  return exit_ok;
+}
+
 }  // namespace ferry::ctl

@@ -23,5 +23,8 @@ int run_daemon_status(const globals& g);
 int run_job_status(const globals& g, const std::string& id);
 int run_report(const globals& g, const std::string& id);
 int run_cancel(const globals& g, const std::string& id);
+int run_pause(const globals& g, const std::string& id);
+int run_resume(const globals& g, const std::string& id);
+int run_delete(const globals& g, const std::string& id);
 
 }  // namespace ferry::ctl

@@ -52,6 +52,15 @@ int main(int argc, char** argv) {
   auto* can = app.add_subcommand("cancel", "cancel a job (its transfers stop; a finished job is left as it is)");
   can->add_option("JOB", cancel_job, "a job id")->required();
 
+  std::string pause_job, resume_job, delete_job;
+  auto* pau =
+      app.add_subcommand("pause", "pause a job (transfers stop, uploads are kept; ferryctl resume JOB goes on)");
+  pau->add_option("JOB", pause_job, "a job id")->required();
+  auto* res = app.add_subcommand("resume", "resume a paused job (verified objects are not copied again)");
+  res->add_option("JOB", resume_job, "a job id")->required();
+  auto* del = app.add_subcommand("rm", "forget an ended or paused job and its records");
+  del->add_option("JOB", delete_job, "a job id")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -65,5 +74,8 @@ int main(int argc, char** argv) {
   if (s->parsed()) return status_job.empty() ? ctl::run_daemon_status(g) : ctl::run_job_status(g, status_job);
   if (rep->parsed()) return ctl::run_report(g, report_job);
   if (can->parsed()) return ctl::run_cancel(g, cancel_job);
+  if (pau->parsed()) return ctl::run_pause(g, pause_job);
+  if (res->parsed()) return ctl::run_resume(g, resume_job);
+  if (del->parsed()) return ctl::run_delete(g, delete_job);
   return ctl::exit_usage;
 }

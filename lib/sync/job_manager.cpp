@@ -31,6 +31,8 @@ std::string_view to_string(job_state s) {
       return "queued";
     case job_state::running:
       return "running";
+    case job_state::paused:
+      return "paused";
     case job_state::succeeded:
       return "succeeded";
     case job_state::failed:
@@ -42,7 +44,8 @@ std::string_view to_string(job_state s) {
 }
 
 std::optional<job_state> parse_job_state(std::string_view s) {
-  for (auto st : {job_state::queued, job_state::running, job_state::succeeded, job_state::failed, job_state::cancelled})
+  for (auto st : {job_state::queued, job_state::running, job_state::paused, job_state::succeeded, job_state::failed,
+                  job_state::cancelled})
     if (to_string(st) == s) return st;
   return std::nullopt;
 }
@@ -72,7 +75,8 @@ struct job_manager::job {
   std::unique_ptr<state_journal> journal;
   asio::strand<asio::any_io_executor> strand;
   std::atomic<bool> cancelled{false};
-  std::atomic<bool> stopping{false};  // ferryd is shutting down: pause, do not end
+  std::atomic<bool> stopping{false};  // ferryd is shutting down, or the job pausing: stop, do not end
+  std::atomic<bool> pausing{false};   // job.pause: end the run as "paused"
   std::atomic<bool> active{false};    // its coroutine is running
   // On the strand: the mirror's wait between passes, woken early by cancel().
   asio::steady_timer* pause = nullptr;
@@ -531,6 +535,15 @@ asio::awaitable<void> run_job(std::shared_ptr<job> jp) {
     if (j.cancelled.load()) break;
   }
   j.watcher = nullptr;
+  if (j.pausing.load()) {
+    j.update([](job_snapshot& s) {
+      s.state = job_state::paused;
+      s.next_pass_at.reset();
+    });
+    co_await save(j, state::durability::fsync);
+    spdlog::info("job {} paused", j.snap.id);
+    co_return;
+  }
   if (j.stopping.load()) {
     co_await save(j, state::durability::fsync);  // still "running": the next start resumes it
     co_return;
@@ -730,7 +743,7 @@ asio::awaitable<boost::system::result<std::size_t, std::string>> job_manager::re
     s.plan = {r.plan_copy_objects, r.plan_copy_bytes,        r.plan_delete_objects,
               r.plan_delete_bytes, r.plan_unchanged_objects, r.plan_unchanged_bytes};
     s.delete_refused = r.delete_refused;
-    if (terminal(st)) {
+    if (terminal(st) || (st == job_state::paused && prepared)) {
       std::lock_guard lock(mu_);
       jobs_[s.id] = j;
       continue;
@@ -788,6 +801,76 @@ std::optional<job_snapshot> job_manager::cancel(std::string_view id) {
     if (j->watcher) j->watcher->close();
   });
   return j->snapshot();
+}
+
+boost::system::result<job_snapshot, std::string> job_manager::pause(std::string_view id) {
+  using R = boost::system::result<job_snapshot, std::string>;
+  std::shared_ptr<job> j;
+  {
+    std::lock_guard lock(mu_);
+    auto it = jobs_.find(std::string(id));
+    if (it == jobs_.end()) return R(boost::system::in_place_error, "no job '" + std::string(id) + "'");
+    j = it->second;
+  }
+  const auto st = j->snapshot().state;
+  if (terminal(st) || st == job_state::paused || !j->active.load() || j->cancelled.load()) return j->snapshot();
+  spdlog::info("job {}: pause requested", j->snap.id);
+  j->pausing = true;
+  j->stopping = true;
+  j->cancelled = true;
+  if (j->slot) scheduler_.cancel(j->slot);
+  asio::post(j->strand, [j] {
+    if (j->pause) j->pause->cancel();
+    if (j->watcher) j->watcher->close();
+  });
+  return j->snapshot();
+}
+
+boost::system::result<job_snapshot, std::string> job_manager::resume(std::string_view id) {
+  using R = boost::system::result<job_snapshot, std::string>;
+  std::shared_ptr<job> j;
+  {
+    std::lock_guard lock(mu_);
+    auto it = jobs_.find(std::string(id));
+    if (it == jobs_.end()) return R(boost::system::in_place_error, "no job '" + std::string(id) + "'");
+    j = it->second;
+  }
+  const auto st = j->snapshot().state;
+  if (st != job_state::paused)
+    return R(boost::system::in_place_error,
+             "job " + j->snap.id + " is " + std::string(to_string(st)) +
+                 (j->pausing.load() ? " (still pausing: try again in a moment)" : ", not paused: nothing to resume"));
+  if (j->active.load() || !j->src)
+    return R(boost::system::in_place_error, "job " + j->snap.id + " is still stopping: try again in a moment");
+  j->pausing = false;
+  j->stopping = false;
+  j->cancelled = false;
+  spdlog::info("job {}: resumed", j->snap.id);
+  launch(j);
+  return j->snapshot();
+}
+
+asio::awaitable<boost::system::result<job_snapshot, std::string>> job_manager::remove(std::string id) {
+  using R = boost::system::result<job_snapshot, std::string>;
+  std::shared_ptr<job> j;
+  {
+    std::lock_guard lock(mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) co_return R(boost::system::in_place_error, "no job '" + id + "'");
+    j = it->second;
+  }
+  const auto st = j->snapshot().state;
+  if ((!terminal(st) && st != job_state::paused) || j->active.load())
+    co_return R(boost::system::in_place_error, "job " + id + " is " + std::string(to_string(st)) +
+                                                   ": cancel or pause it first (ferryctl cancel " + id + ")");
+  {
+    std::lock_guard lock(mu_);
+    jobs_.erase(id);
+  }
+  auto r = co_await db_.delete_job(id);
+  if (!r) co_return R(boost::system::in_place_error, "deleting the job's records failed: " + r.error().message);
+  spdlog::info("job {} deleted", id);
+  co_return j->snapshot();
 }
 
 asio::awaitable<void> job_manager::shutdown(std::chrono::milliseconds grace) {

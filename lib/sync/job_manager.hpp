@@ -37,7 +37,8 @@ namespace ferry::sync {
 
 namespace asio = boost::asio;
 
-enum class job_state { queued, running, succeeded, failed, cancelled };
+// paused: stopped by job.pause, kept as it is (also across restarts) until job.resume.
+enum class job_state { queued, running, paused, succeeded, failed, cancelled };
 std::string_view to_string(job_state s);
 std::optional<job_state> parse_job_state(std::string_view s);
 
@@ -136,6 +137,15 @@ class job_manager {
   // Stops the job: no new objects start, multipart uploads stop and are aborted; the job ends
   // "cancelled". A job already ended is left as it is. nullopt: no such job.
   std::optional<job_snapshot> cancel(std::string_view id);
+  // Pauses a queued or running job: no new objects start, multipart uploads stop after the part
+  // they are sending and are kept for resume(); the job ends "paused" and stays so across restarts.
+  // Pausing a paused or ended job changes nothing. The error text says why it cannot be done.
+  boost::system::result<job_snapshot, std::string> pause(std::string_view id);
+  // Runs a paused job again from a new pass (verified objects are found identical and skipped).
+  boost::system::result<job_snapshot, std::string> resume(std::string_view id);
+  // Forgets an ended or paused job and its records (objects, parts, verdicts). Returns the job as
+  // it was.
+  asio::awaitable<boost::system::result<job_snapshot, std::string>> remove(std::string id);
   // The job's integrity records, oldest first, after `after_seq`.
   asio::awaitable<boost::system::result<state::state_db::integrity_page, std::string>> report(std::string id,
                                                                                               std::uint64_t after_seq,

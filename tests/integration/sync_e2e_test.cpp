@@ -246,5 +246,49 @@ TEST_F(SyncE2E, ReportPrintsEveryIntegrityRecord) {
   EXPECT_NE(json.out.find("\"md5\":\"" + md5_of("alpha") + "\""), std::string::npos) << json.out;
 }
 
+TEST_F(SyncE2E, PauseSurvivesARestartResumeGoesOnAndRmForgetsTheJob) {
+  put("src", {{"a", "one"}});
+  ferryd d(remote_section("s3", s3_));
+  auto r = d.ctl({"--json", "mirror", "s3:src", "s3:dst", "--interval", "1h", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << d.read_log();
+  const auto id = job_of(r).id;
+
+  auto busy = d.ctl({"rm", id});
+  EXPECT_NE(busy.exit_code, 0);
+  EXPECT_NE((busy.out + busy.err).find("cancel or pause it first"), std::string::npos) << busy.out << busy.err;
+
+  auto paused = d.ctl({"pause", id});
+  ASSERT_EQ(paused.exit_code, 0) << paused.out << paused.err;
+  auto j = wait_until(
+      d, id, [](const proto::job& j) { return j.state == proto::job_state::paused; }, 20s);
+  ASSERT_EQ(j.state, proto::job_state::paused) << d.read_log();
+
+  // Paused stays paused across a restart: nothing runs until resumed.
+  d.restart();
+  put("src", {{"b", "two"}});
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(status(d, id).state, proto::job_state::paused);
+  EXPECT_EQ(contents("dst").count("b"), 0u);
+
+  auto resumed = d.ctl({"--json", "resume", id});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
+  j = wait_until(
+      d, id, [](const proto::job& j) { return j.state == proto::job_state::running && j.passes >= 2; }, 20s);
+  EXPECT_EQ(j.state, proto::job_state::running) << d.read_log();
+  EXPECT_EQ(contents("dst"), contents("src"));
+
+  ASSERT_EQ(d.ctl({"cancel", id}).exit_code, 0);
+  wait_until(
+      d, id, [](const proto::job& j) { return j.state == proto::job_state::cancelled; }, 20s);
+  auto rm = d.ctl({"rm", id});
+  ASSERT_EQ(rm.exit_code, 0) << rm.out << rm.err;
+  auto gone = d.ctl({"status", id});
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_EQ(d.ctl({"jobs"}).out.find(id), std::string::npos);
+  // Forgotten for good: a restart does not bring it back.
+  d.restart();
+  EXPECT_NE(d.ctl({"status", id}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace ferry::test
