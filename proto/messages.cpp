@@ -513,6 +513,85 @@ result<job_report_result> parse_job_report_result(std::string_view json) {
   });
 }
 
+void write_json(json_writer& w, const remote_list_params&) { w.begin_object().end_object(); }
+
+void write_json(json_writer& w, const remote_test_params& v) {
+  w.begin_object().member("name", v.name);
+  if (v.bucket) w.member("bucket", *v.bucket);
+  w.end_object();
+}
+
+void write_json(json_writer& w, const remote_list_result& v) {
+  w.begin_object().key("remotes").begin_array();
+  for (const auto& r : v.remotes)
+    w.begin_object()
+        .member("name", r.name)
+        .member("endpoint", r.endpoint)
+        .member("region", r.region)
+        .member("path_style", r.path_style)
+        .member("credentials", r.credentials)
+        .member("max_connections", r.max_connections)
+        .end_object();
+  w.end_array().end_object();
+}
+
+void write_json(json_writer& w, const remote_test_result& v) {
+  w.begin_object()
+      .member("name", v.name)
+      .member("reachable", v.reachable)
+      .member("credentials_ok", v.credentials_ok)
+      .member("latency_ms", v.latency_ms)
+      .member("detail", v.detail)
+      .end_object();
+}
+
+result<remote_list_params> parse_remote_list_params(std::string_view json) {
+  return parse_with<remote_list_params>(json, code::invalid_params, "params", [](field_reader& r) {
+    r.only({});
+    return remote_list_params{};
+  });
+}
+
+result<remote_test_params> parse_remote_test_params(std::string_view json) {
+  return parse_with<remote_test_params>(json, code::invalid_params, "params", [](field_reader& r) {
+    r.only({"name", "bucket"});
+    remote_test_params p;
+    p.name = r.string("name", max_name_bytes, text_rule::no_control, false);
+    p.bucket = r.optional_string("bucket", 63, text_rule::no_control);
+    return p;
+  });
+}
+
+result<remote_list_result> parse_remote_list_result(std::string_view json) {
+  return parse_with<remote_list_result>(json, code::internal_error, "result", [](field_reader& r) {
+    remote_list_result v;
+    r.array("remotes", [&](detail::dom::element e, std::string path) {
+      field_reader rr(e, std::move(path), *r.slot());
+      remote_info i;
+      i.name = rr.string("name");
+      i.endpoint = rr.string("endpoint");
+      i.region = rr.string("region");
+      i.path_style = rr.boolean("path_style");
+      i.credentials = rr.string("credentials");
+      i.max_connections = rr.uint("max_connections");
+      v.remotes.push_back(std::move(i));
+    });
+    return v;
+  });
+}
+
+result<remote_test_result> parse_remote_test_result(std::string_view json) {
+  return parse_with<remote_test_result>(json, code::internal_error, "result", [](field_reader& r) {
+    remote_test_result v;
+    v.name = r.string("name");
+    v.reachable = r.boolean("reachable");
+    v.credentials_ok = r.boolean("credentials_ok");
+    v.latency_ms = r.uint("latency_ms");
+    v.detail = r.string("detail");
+    return v;
+  });
+}
+
 result<daemon_status> parse_daemon_status(std::string_view json) {
   return parse_with<daemon_status>(json, code::internal_error, "result", [](field_reader& r) {
     daemon_status v;

@@ -28,6 +28,8 @@ inline constexpr std::string_view job_pause = "job.pause";
 inline constexpr std::string_view job_resume = "job.resume";
 inline constexpr std::string_view job_delete = "job.delete";
 inline constexpr std::string_view daemon_status = "daemon.status";
+inline constexpr std::string_view remote_list = "remote.list";
+inline constexpr std::string_view remote_test = "remote.test";
 }  // namespace method
 
 // Limits on what a client may send (bytes of UTF-8).
@@ -121,6 +123,18 @@ struct job_report_params {
 
 struct job_list_params {
   friend bool operator==(const job_list_params&, const job_list_params&) = default;
+};
+
+struct remote_list_params {
+  friend bool operator==(const remote_list_params&, const remote_list_params&) = default;
+};
+
+// Reaches the remote with one signed request: a HEAD of `bucket` (default: a bucket name no one
+// uses, whose 404 proves the endpoint answers and accepts the credentials' signature).
+struct remote_test_params {
+  std::string name;
+  std::optional<std::string> bucket;
+  friend bool operator==(const remote_test_params&, const remote_test_params&) = default;
 };
 
 struct daemon_status_params {
@@ -241,6 +255,31 @@ struct job_counts {
   friend bool operator==(const job_counts&, const job_counts&) = default;
 };
 
+// A remote as configured; never its secrets.
+struct remote_info {
+  std::string name;
+  std::string endpoint;
+  std::string region;
+  bool path_style = false;
+  std::string credentials;  // "static", "env", "profile:NAME" or "systemd:NAME"
+  std::uint64_t max_connections = 0;
+  friend bool operator==(const remote_info&, const remote_info&) = default;
+};
+
+struct remote_list_result {
+  std::vector<remote_info> remotes;  // by name
+  friend bool operator==(const remote_list_result&, const remote_list_result&) = default;
+};
+
+struct remote_test_result {
+  std::string name;
+  bool reachable = false;        // the endpoint answered over HTTP(S)
+  bool credentials_ok = false;   // ... and did not refuse the signature or the key
+  std::uint64_t latency_ms = 0;  // the request's round trip, connection set-up included
+  std::string detail;            // what the server said, or why nothing was said
+  friend bool operator==(const remote_test_result&, const remote_test_result&) = default;
+};
+
 struct daemon_status {
   std::string version;
   std::int64_t pid = 0;
@@ -261,6 +300,10 @@ void write_json(json_writer& w, const job_list_result& v);
 void write_json(json_writer& w, const integrity_record_entry& v);
 void write_json(json_writer& w, const job_report_result& v);
 void write_json(json_writer& w, const daemon_status& v);
+void write_json(json_writer& w, const remote_list_params& v);
+void write_json(json_writer& w, const remote_test_params& v);
+void write_json(json_writer& w, const remote_list_result& v);
+void write_json(json_writer& w, const remote_test_result& v);
 
 template <class T>
 std::string to_json(const T& v) {
@@ -279,5 +322,9 @@ result<job> parse_job(std::string_view json);
 result<job_list_result> parse_job_list_result(std::string_view json);
 result<job_report_result> parse_job_report_result(std::string_view json);
 result<daemon_status> parse_daemon_status(std::string_view json);
+result<remote_list_params> parse_remote_list_params(std::string_view json);
+result<remote_test_params> parse_remote_test_params(std::string_view json);
+result<remote_list_result> parse_remote_list_result(std::string_view json);
+result<remote_test_result> parse_remote_test_result(std::string_view json);
 
 }  // namespace ferry::proto

@@ -295,12 +295,61 @@ struct service::impl {
                         for (const auto& s : jobs.list()) r.jobs.push_back(to_proto(s));
                         co_return proto::to_json(r);
                       });
+    server.add_method(std::string(proto::method::remote_list),
+                      [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
+                        auto p = proto::parse_remote_list_params(req.params);
+                        if (!p) co_return p.error();
+                        proto::remote_list_result r;
+                        for (const auto& [name, rc] : cfg.remotes) {
+                          const auto& src = rc.credentials.source;
+                          r.remotes.push_back({name, rc.endpoint, rc.region, rc.path_style,
+                                               src.empty() ? "static" : src, rc.max_connections});
+                        }
+                        co_return proto::to_json(r);
+                      });
+    server.add_method(std::string(proto::method::remote_test),
+                      [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
+                        auto p = proto::parse_remote_test_params(req.params);
+                        if (!p) co_return p.error();
+                        auto client = remote(p->name);
+                        if (!client)
+                          co_return proto::error{
+                              proto::code::bad_location,
+                              "no remote named '" + p->name + "' in the config (list them: ferryctl remotes)"};
+                        co_return proto::to_json(co_await test_remote(*client, p->name, p->bucket));
+                      });
     server.add_method(std::string(proto::method::daemon_status),
                       [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
                         auto p = proto::parse_daemon_status_params(req.params);
                         if (!p) co_return p.error();
                         co_return proto::to_json(status());
                       });
+  }
+
+  // One signed HEAD of a bucket: its answer says whether the endpoint is reachable and whether it
+  // accepted the signature. By default a bucket no one uses: its 404 proves both without touching data.
+  static asio::awaitable<proto::remote_test_result> test_remote(s3::client& client, std::string name,
+                                                                std::optional<std::string> bucket) {
+    proto::remote_test_result r;
+    r.name = std::move(name);
+    const std::string b = bucket.value_or("ferry-remote-test-no-such-bucket");
+    const auto began = std::chrono::steady_clock::now();
+    auto head = co_await client.head_bucket(b);
+    r.latency_ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began).count());
+    if (head) {
+      r.reachable = r.credentials_ok = true;
+      r.detail = "bucket " + b + " is there";
+    } else if (head.error().http_status == 0) {
+      r.detail = "unreachable: " + head.error().to_string();
+    } else {
+      r.reachable = true;
+      const auto status = head.error().http_status;
+      r.credentials_ok = status != 401 && status != 403;
+      r.detail = status == 404 ? (bucket ? "no bucket " + b : "reachable; the signature was accepted")
+                               : head.error().to_string();
+    }
+    co_return r;
   }
 
   proto::daemon_status status() const {

@@ -555,4 +555,40 @@ int run_delete(const globals& g, const std::string& id) {
   return exit_ok;
 }
 
+int run_remotes(const globals& g) {
+  auto c = connect(g);
+  if (!c) return report(c.error());
+  auto r = c->call(proto::method::remote_list, proto::to_json(proto::remote_list_params{}));
+  if (!r) return report(r.error());
+  if (g.json) {
+    print_json_line(*r);
+    return exit_ok;
+  }
+  auto l = proto::parse_remote_list_result(*r);
+  if (!l) return report_malformed(l.error());
+  std::vector<std::vector<std::string>> rows{{"NAME", "ENDPOINT", "REGION", "ADDRESSING", "CREDENTIALS"}};
+  for (const auto& x : l->remotes)
+    rows.push_back({printable(x.name), printable(x.endpoint), printable(x.region),
+                    x.path_style ? "path-style" : "virtual-hosted", printable(x.credentials)});
+  std::fputs(table(rows).c_str(), stdout);
+  return exit_ok;
+}
+
+int run_remote_test(const globals& g, const std::string& name, const std::optional<std::string>& bucket) {
+  auto c = connect(g);
+  if (!c) return report(c.error());
+  auto r = c->call(proto::method::remote_test, proto::to_json(proto::remote_test_params{name, bucket}));
+  if (!r) return report(r.error());
+  auto t = proto::parse_remote_test_result(*r);
+  if (!t) return report_malformed(t.error());
+  if (g.json) {
+    print_json_line(*r);
+  } else {
+    std::printf("%s: %s, %s (%llu ms): %s\n", printable(t->name).c_str(), t->reachable ? "reachable" : "NOT reachable",
+                t->credentials_ok ? "credentials accepted" : "credentials NOT accepted",
+                static_cast<unsigned long long>(t->latency_ms), printable(t->detail).c_str());
+  }
+  return t->reachable && t->credentials_ok ? exit_ok : exit_failed;
+}
+
 }  // namespace ferry::ctl

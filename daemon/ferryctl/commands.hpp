@@ -2,6 +2,7 @@
 // ferryctl's commands; each returns the process exit code.
 #include "args.hpp"
 
+#include <optional>
 #include <string>
 
 namespace ferry::ctl {
@@ -26,5 +27,7 @@ int run_cancel(const globals& g, const std::string& id);
 int run_pause(const globals& g, const std::string& id);
 int run_resume(const globals& g, const std::string& id);
 int run_delete(const globals& g, const std::string& id);
+int run_remotes(const globals& g);
+int run_remote_test(const globals& g, const std::string& name, const std::optional<std::string>& bucket);
 
 }  // namespace ferry::ctl

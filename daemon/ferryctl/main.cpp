@@ -61,6 +61,15 @@ int main(int argc, char** argv) {
   auto* del = app.add_subcommand("rm", "forget an ended or paused job and its records");
   del->add_option("JOB", delete_job, "a job id")->required();
 
+  app.add_subcommand("remotes", "the remotes ferryd is configured with (never their secrets)");
+  auto* remote = app.add_subcommand("remote", "work with one remote");
+  std::string test_name;
+  std::optional<std::string> test_bucket;
+  auto* test = remote->add_subcommand("test", "reach the remote, check its credentials, report the latency");
+  test->add_option("NAME", test_name, "a remote's name")->required();
+  test->add_option("--bucket", test_bucket, "HEAD this bucket (default: one no one uses; its 404 is the answer)");
+  remote->require_subcommand(1);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -77,5 +86,7 @@ int main(int argc, char** argv) {
   if (pau->parsed()) return ctl::run_pause(g, pause_job);
   if (res->parsed()) return ctl::run_resume(g, resume_job);
   if (del->parsed()) return ctl::run_delete(g, delete_job);
+  if (app.got_subcommand("remotes")) return ctl::run_remotes(g);
+  if (test->parsed()) return ctl::run_remote_test(g, test_name, test_bucket);
   return ctl::exit_usage;
 }

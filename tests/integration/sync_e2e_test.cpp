@@ -290,5 +290,50 @@ TEST_F(SyncE2E, PauseSurvivesARestartResumeGoesOnAndRmForgetsTheJob) {
   EXPECT_NE(d.ctl({"status", id}).exit_code, 0);
 }
 
+TEST_F(SyncE2E, RemotesAreListedWithoutSecretsAndTestedForReachAndCredentials) {
+  const std::string unreachable =
+      "[remotes.nowhere]\nendpoint = \"http://127.0.0.1:1\"\nregion = \"us-east-1\"\npath_style = true\n"
+      "access_key_id = \"AKIDNOWHERE\"\nsecret_access_key = \"never-printed-secret\"\n";
+  ferryd d(remote_section("s3", s3_) + remote_section("badkey", s3_, true, "S3RVER", "wrong-secret-value") +
+           unreachable);
+
+  auto list = d.ctl({"--json", "remotes"});
+  ASSERT_EQ(list.exit_code, 0) << list.out << list.err;
+  auto l = proto::parse_remote_list_result(list.out.substr(0, list.out.find('\n')));
+  ASSERT_TRUE(l) << list.out;
+  ASSERT_EQ(l->remotes.size(), 3u);
+  EXPECT_EQ(l->remotes[1].name, "nowhere");
+  EXPECT_EQ(l->remotes[1].endpoint, "http://127.0.0.1:1");
+  EXPECT_EQ(l->remotes[1].credentials, "static");
+  auto human = d.ctl({"remotes"});
+  for (const auto* secret : {"never-printed-secret", "wrong-secret-value"}) {
+    EXPECT_EQ(list.out.find(secret), std::string::npos);
+    EXPECT_EQ(human.out.find(secret), std::string::npos);
+    EXPECT_EQ(d.read_log().find(secret), std::string::npos);
+  }
+
+  auto good = d.ctl({"--json", "remote", "test", "s3"});
+  EXPECT_EQ(good.exit_code, 0) << good.out << good.err;
+  auto g = proto::parse_remote_test_result(good.out.substr(0, good.out.find('\n')));
+  ASSERT_TRUE(g) << good.out;
+  EXPECT_TRUE(g->reachable);
+  EXPECT_TRUE(g->credentials_ok) << g->detail;
+
+  auto bad = d.ctl({"--json", "remote", "test", "badkey"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  auto b = proto::parse_remote_test_result(bad.out.substr(0, bad.out.find('\n')));
+  ASSERT_TRUE(b) << bad.out;
+  EXPECT_TRUE(b->reachable);
+  EXPECT_FALSE(b->credentials_ok) << b->detail;
+
+  auto none = d.ctl({"remote", "test", "nowhere"});
+  EXPECT_EQ(none.exit_code, 1) << none.out << none.err;
+  EXPECT_NE(none.out.find("NOT reachable"), std::string::npos) << none.out;
+
+  auto unknown = d.ctl({"remote", "test", "missing"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE((unknown.out + unknown.err).find("no remote named 'missing'"), std::string::npos) << unknown.err;
+}
+
 }  // namespace
 }  // namespace ferry::test
