@@ -6,6 +6,8 @@
 
 #include <toml++/toml.h>
 
+#include <grp.h>
+
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -113,14 +115,25 @@ s3::remote_config parse_remote(const std::string& name, const toml::table& t, st
 }
 
 daemon_config parse(const toml::table& root, std::string_view source) {
-  reject_unknown(
-      root, {"socket", "state_dir", "threads", "log_level", "http", "transfer", "sync", "state", "retry", "remotes"},
-      source, "");
+  reject_unknown(root,
+                 {"socket", "state_dir", "threads", "log_level", "control_group", "http", "transfer", "sync", "state",
+                  "retry", "remotes"},
+                 source, "");
   daemon_config c;
   c.socket = get_or<std::string>(root, "socket", c.socket, source);
   c.state_dir = get_or<std::string>(root, "state_dir", c.state_dir, source);
   c.threads = static_cast<unsigned>(int_in(root, "threads", 0, 0, 1024, source));
   c.log_level = get_or<std::string>(root, "log_level", c.log_level, source);
+  c.control_group = get_or<std::string>(root, "control_group", "", source);
+  if (!c.control_group.empty()) {
+    std::vector<char> buf(16384);
+    group gr{};
+    group* found = nullptr;
+    if (::getgrnam_r(c.control_group.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found)
+      throw config_error{where(source, *root.get("control_group")) + ": control_group '" + c.control_group +
+                         "' is not a group on this host (getent group " + c.control_group + ")"};
+    c.control_gid = gr.gr_gid;
+  }
   if (!util::valid_log_level(c.log_level))
     throw config_error{where(source, *root.get("log_level")) +
                        ": log_level must be one of trace, debug, info, warn, "

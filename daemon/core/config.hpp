@@ -7,7 +7,10 @@
 
 #include <boost/system/result.hpp>
 
+#include <sys/types.h>
+
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,6 +21,10 @@ struct daemon_config {
   std::string state_dir = "/var/lib/ferry";
   unsigned threads = 0;  // io threads; 0 = one per core
   std::string log_level = "info";
+  // Members of this group may use the control socket too (besides root and ferryd's own user);
+  // "" for none. Resolved when the config is read: an unknown group is a config error.
+  std::string control_group;
+  std::optional<gid_t> control_gid;
   http::timeouts timeouts;                           // [http]
   sync::engine_config engine;                        // [transfer]
   s3::retry_config retry;                            // [retry]

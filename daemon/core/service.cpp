@@ -201,12 +201,14 @@ struct service::impl {
       spdlog::info("remote {}: {} (region {}, {}, key {})", name, r.endpoint, r.region,
                    r.path_style ? "path-style" : "virtual-hosted", s3::redacted(remotes.at(name)->creds()));
     }
+    if (cfg.control_gid) server.set_authorizer(control::group_authorizer(*cfg.control_gid));
     register_methods();
   }
 
   control::server_config control_config() const {
     control::server_config sc;
     sc.socket_path = cfg.socket;
+    sc.socket_group = cfg.control_gid;
     return sc;
   }
 

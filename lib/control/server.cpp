@@ -15,6 +15,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <grp.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -49,8 +51,10 @@ constexpr std::size_t linger_bytes = 64u << 20;
 
 std::string errno_text(int e) { return std::strerror(e); }
 
-// Creates the missing directories above `path` with `mode` (umask notwithstanding).
-boost::system::result<void, std::string> make_parent_dirs(const std::filesystem::path& dir, unsigned mode) {
+// Creates the missing directories above `path` with `mode` (umask notwithstanding) and, when
+// given, `group` (so that its members can reach the socket).
+boost::system::result<void, std::string> make_parent_dirs(const std::filesystem::path& dir, unsigned mode,
+                                                          std::optional<gid_t> group) {
   if (dir.empty()) return {};
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0) {
@@ -58,10 +62,12 @@ boost::system::result<void, std::string> make_parent_dirs(const std::filesystem:
     return {};
   }
   if (errno != ENOENT) return "cannot use " + dir.string() + ": " + errno_text(errno);
-  if (auto r = make_parent_dirs(dir.parent_path(), mode); !r) return r;
+  if (auto r = make_parent_dirs(dir.parent_path(), mode, group); !r) return r;
   if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST)
     return "cannot create " + dir.string() + ": " + errno_text(errno);
   if (::chmod(dir.c_str(), mode) != 0) return "cannot chmod " + dir.string() + ": " + errno_text(errno);
+  if (group && ::chown(dir.c_str(), static_cast<uid_t>(-1), *group) != 0)
+    return "cannot give " + dir.string() + " to control_group: " + errno_text(errno);
   return {};
 }
 
@@ -109,6 +115,27 @@ asio::awaitable<handler_result> guarded(const handler& h, const proto::request& 
 }
 
 }  // namespace
+
+authorizer group_authorizer(gid_t group) {
+  const uid_t self = ::geteuid();
+  return [self, group](const peer& p) -> std::optional<std::string> {
+    if (p.uid == 0 || p.uid == self || p.gid == group) return std::nullopt;
+    // The peer's supplementary groups are those of its user in the group database.
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* found = nullptr;
+    if (::getpwuid_r(p.uid, &pw, buf.data(), buf.size(), &found) == 0 && found) {
+      int n = 256;
+      std::vector<gid_t> groups(static_cast<std::size_t>(n));
+      if (::getgrouplist(pw.pw_name, p.gid, groups.data(), &n) >= 0) {
+        for (int i = 0; i < n; ++i)
+          if (groups[static_cast<std::size_t>(i)] == group) return std::nullopt;
+      }
+    }
+    return "uid " + std::to_string(p.uid) + " is neither root, ferryd's uid " + std::to_string(self) +
+           ", nor a member of control_group (gid " + std::to_string(group) + ")";
+  };
+}
 
 authorizer default_authorizer() {
   const uid_t self = ::geteuid();
@@ -208,7 +235,8 @@ boost::system::result<void, std::string> server::start() {
   if (path.size() >= sizeof(sockaddr_un::sun_path))
     return "control socket path too long (" + std::to_string(path.size()) + " bytes, at most " +
            std::to_string(sizeof(sockaddr_un::sun_path) - 1) + "): " + path;
-  if (auto r = make_parent_dirs(std::filesystem::path(path).parent_path(), s.cfg.dir_mode); !r) return r;
+  if (auto r = make_parent_dirs(std::filesystem::path(path).parent_path(), s.cfg.dir_mode, s.cfg.socket_group); !r)
+    return r;
   if (auto r = remove_stale_socket(path); !r) return r;
 
   error_code ec;
@@ -222,7 +250,9 @@ boost::system::result<void, std::string> server::start() {
   }
   // Before listen(): until then nobody can connect, so there is no window with looser permissions.
   struct stat st {};
-  if (::chmod(path.c_str(), s.cfg.socket_mode) != 0 || ::stat(path.c_str(), &st) != 0) {
+  if (::chmod(path.c_str(), s.cfg.socket_mode) != 0 ||
+      (s.cfg.socket_group && ::chown(path.c_str(), static_cast<uid_t>(-1), *s.cfg.socket_group) != 0) ||
+      ::stat(path.c_str(), &st) != 0) {
     const int e = errno;
     s.acceptor.close(ec);
     ::unlink(path.c_str());

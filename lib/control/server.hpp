@@ -37,6 +37,9 @@ using authorizer = std::function<std::optional<std::string>(const peer&)>;
 
 // Allows root and the daemon's own effective uid.
 authorizer default_authorizer();
+// Allows root, the daemon's own effective uid, and members of `group`: the peer's primary gid, or a
+// supplementary group of the peer's user (looked up when it connects).
+authorizer group_authorizer(gid_t group);
 
 // A handler's answer: the result as JSON text (proto::to_json, proto::json_writer), or an error.
 using handler_result = proto::result<std::string>;
@@ -50,6 +53,7 @@ struct server_config {
   std::string socket_path = "/run/ferry/ferryd.sock";
   unsigned socket_mode = 0660;                               // the socket file
   unsigned dir_mode = 0750;                                  // parent directories the server creates
+  std::optional<gid_t> socket_group;                         // the socket's (and those directories') group
   std::size_t max_request_bytes = proto::max_request_bytes;  // one line, excluding '\n'
   std::size_t max_connections = 64;                          // more are told "unavailable" and closed
   std::chrono::milliseconds idle_timeout = 5min;             // for a complete request line to arrive

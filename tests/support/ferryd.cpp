@@ -37,13 +37,18 @@ process start(const std::filesystem::path& config, const std::filesystem::path& 
 std::filesystem::path write_config(const temp_dir& dir, const std::string& remotes, const std::string& log_level,
                                    const std::string& extra_config) {
   auto path = dir.path() / "ferryd.toml";
+  // Top-level keys of extra_config (before its first section) must precede every section.
+  const auto first_section = extra_config.starts_with("[") ? 0 : extra_config.find("\n[");
+  const std::string top = first_section == std::string::npos ? extra_config : extra_config.substr(0, first_section + 1);
+  const std::string sections = first_section == std::string::npos ? "" : extra_config.substr(first_section + 1);
   std::ofstream out(path);
-  out << "socket = \"" << (dir.path() / "run" / "ferryd.sock").string() << "\"\n"
+  out << top << (top.empty() || top.back() == '\n' ? "" : "\n") << "socket = \""
+      << (dir.path() / "run" / "ferryd.sock").string() << "\"\n"
       << "state_dir = \"" << (dir.path() / "state").string() << "\"\n"
       << "log_level = \"" << log_level << "\"\n"
       << "threads = 2\n"
       << "[retry]\nmax_attempts = 3\n\n"
-      << extra_config << (extra_config.empty() || extra_config.back() == '\n' ? "" : "\n") << remotes;
+      << sections << (sections.empty() || sections.back() == '\n' ? "" : "\n") << remotes;
   return path;
 }
 

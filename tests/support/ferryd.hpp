@@ -24,8 +24,8 @@ std::string remote_section(const std::string& name, const s3rver& server, bool w
 class ferryd {
  public:
   // `remotes` is TOML text ([remotes.*] sections); socket and state_dir are filled in. `extra_config` is more
-  // TOML text of whole sections other than [retry] (e.g. "[transfer]\nmultipart_threshold = \"8MiB\"\n"),
-  // written before the remotes.
+  // TOML text: top-level keys first if any (e.g. "control_group = \"x\"\n"), then whole sections other than
+  // [retry] (e.g. "[transfer]\nmultipart_threshold = \"8MiB\"\n"), written before the remotes.
   explicit ferryd(const std::string& remotes, const std::string& log_level = "debug",
                   const std::string& extra_config = "");
   ~ferryd();
