@@ -545,6 +545,18 @@ void write_json(json_writer& w, const remote_test_result& v) {
       .end_object();
 }
 
+void write_json(json_writer& w, const daemon_reload_result& v) {
+  w.begin_object().member("summary", v.summary).end_object();
+}
+
+result<daemon_reload_result> parse_daemon_reload_result(std::string_view json) {
+  return parse_with<daemon_reload_result>(json, code::internal_error, "result", [](field_reader& r) {
+    daemon_reload_result v;
+    v.summary = r.string("summary");
+    return v;
+  });
+}
+
 result<remote_list_params> parse_remote_list_params(std::string_view json) {
   return parse_with<remote_list_params>(json, code::invalid_params, "params", [](field_reader& r) {
     r.only({});

@@ -29,6 +29,7 @@ inline constexpr std::string_view job_resume = "job.resume";
 inline constexpr std::string_view job_delete = "job.delete";
 inline constexpr std::string_view daemon_status = "daemon.status";
 inline constexpr std::string_view remote_list = "remote.list";
+inline constexpr std::string_view daemon_reload = "daemon.reload";
 inline constexpr std::string_view remote_test = "remote.test";
 }  // namespace method
 
@@ -280,6 +281,12 @@ struct remote_test_result {
   friend bool operator==(const remote_test_result&, const remote_test_result&) = default;
 };
 
+// daemon.reload (params {}): what the config file changed, in words, for the operator.
+struct daemon_reload_result {
+  std::string summary;
+  friend bool operator==(const daemon_reload_result&, const daemon_reload_result&) = default;
+};
+
 struct daemon_status {
   std::string version;
   std::int64_t pid = 0;
@@ -304,6 +311,7 @@ void write_json(json_writer& w, const remote_list_params& v);
 void write_json(json_writer& w, const remote_test_params& v);
 void write_json(json_writer& w, const remote_list_result& v);
 void write_json(json_writer& w, const remote_test_result& v);
+void write_json(json_writer& w, const daemon_reload_result& v);
 
 template <class T>
 std::string to_json(const T& v) {
@@ -326,5 +334,6 @@ result<remote_list_params> parse_remote_list_params(std::string_view json);
 result<remote_test_params> parse_remote_test_params(std::string_view json);
 result<remote_list_result> parse_remote_list_result(std::string_view json);
 result<remote_test_result> parse_remote_test_result(std::string_view json);
+result<daemon_reload_result> parse_daemon_reload_result(std::string_view json);
 
 }  // namespace ferry::proto

@@ -230,7 +230,9 @@ boost::system::result<daemon_config, std::string> load_config(const std::string&
   if (!in) return util::failure("cannot read config file " + path + ": " + std::strerror(errno));
   std::ostringstream ss;
   ss << in.rdbuf();
-  return parse_config(ss.str(), path);
+  auto c = parse_config(ss.str(), path);
+  if (c) c->path = path;
+  return c;
 }
 
 }  // namespace ferry::daemon

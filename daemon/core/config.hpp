@@ -17,6 +17,7 @@
 namespace ferry::daemon {
 
 struct daemon_config {
+  std::string path;                               // the file it was read from (load_config); SIGHUP reads it again
   std::string socket = "/run/ferry/ferryd.sock";  // control socket (JSON-RPC, see proto/PROTOCOL.md)
   std::string state_dir = "/var/lib/ferry";
   unsigned threads = 0;  // io threads; 0 = one per core

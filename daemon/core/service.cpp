@@ -6,6 +6,7 @@
 #include "state/state_db.hpp"
 #include "store/blocking.hpp"
 #include "sync/job_manager.hpp"
+#include "util/failure.hpp"
 #include "util/hash.hpp"
 #include "util/units.hpp"
 
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -179,6 +182,8 @@ struct service::impl {
   // Before `blocking`: the pool's threads finish their RocksDB calls before the database closes.
   std::unique_ptr<state::state_db> db;
   store::blocking_pool blocking{4};
+  mutable std::mutex remotes_mu;  // remotes and cfg.remotes change on reload
+  std::mutex reload_mu;           // one reload at a time (SIGHUP and daemon.reload)
   std::map<std::string, std::shared_ptr<s3::client>> remotes;
   sync::job_manager jobs;
   control::server server;
@@ -192,14 +197,10 @@ struct service::impl {
         jobs(
             io.get_executor(), [this](std::string_view name) { return remote(name); }, cfg.engine, blocking, *db),
         server(io.get_executor(), control_config()) {
-    const auto env = s3::process_env();
     for (const auto& [name, r] : cfg.remotes) {
-      auto creds = s3::resolve_credentials(r.credentials, env);
-      if (!creds) throw std::runtime_error("remote '" + name + "': " + creds.error().message);
-      auto http = std::make_shared<http::client>(io.get_executor(), pool_config_for(cfg, r));
-      remotes.emplace(name, std::make_shared<s3::client>(std::move(http), r, std::move(*creds)));
-      spdlog::info("remote {}: {} (region {}, {}, key {})", name, r.endpoint, r.region,
-                   r.path_style ? "path-style" : "virtual-hosted", s3::redacted(remotes.at(name)->creds()));
+      auto client = make_client(name, r);
+      if (!client) throw std::runtime_error(client.error());
+      remotes.emplace(name, std::move(*client));
     }
     if (cfg.control_gid) server.set_authorizer(control::group_authorizer(*cfg.control_gid));
     register_methods();
@@ -212,9 +213,84 @@ struct service::impl {
     return sc;
   }
 
+  boost::system::result<std::shared_ptr<s3::client>, std::string> make_client(const std::string& name,
+                                                                              const s3::remote_config& r) {
+    auto creds = s3::resolve_credentials(r.credentials, s3::process_env());
+    if (!creds) return util::failure("remote '" + name + "': " + creds.error().message);
+    auto http = std::make_shared<http::client>(io.get_executor(), pool_config_for(cfg, r));
+    auto client = std::make_shared<s3::client>(std::move(http), r, std::move(*creds));
+    spdlog::info("remote {}: {} (region {}, {}, key {})", name, r.endpoint, r.region,
+                 r.path_style ? "path-style" : "virtual-hosted", s3::redacted(client->creds()));
+    return client;
+  }
+
   std::shared_ptr<s3::client> remote(std::string_view name) const {
+    std::lock_guard lock(remotes_mu);
     auto it = remotes.find(std::string(name));
     return it == remotes.end() ? nullptr : it->second;
+  }
+
+  static bool same_remote(const s3::remote_config& a, const s3::remote_config& b) {
+    return a.endpoint == b.endpoint && a.region == b.region && a.path_style == b.path_style &&
+           a.credentials.access_key_id == b.credentials.access_key_id &&
+           a.credentials.secret_access_key == b.credentials.secret_access_key &&
+           a.credentials.session_token == b.credentials.session_token && a.credentials.source == b.credentials.source &&
+           a.ca_file == b.ca_file && a.max_connections == b.max_connections &&
+           a.retry.max_attempts == b.retry.max_attempts;
+  }
+
+  // SIGHUP and daemon.reload: the config file again. Remotes (added, changed, removed) and the log
+  // level apply at once; jobs keep running (a job already started keeps the client it has). A bad
+  // file changes nothing. Settings that need a restart are named in the summary.
+  boost::system::result<std::string, std::string> reload() {
+    std::lock_guard one_at_a_time(reload_mu);
+    if (cfg.path.empty()) return util::failure("ferryd was not started from a config file: nothing to reload");
+    auto next = load_config(cfg.path);
+    if (!next) return util::failure(next.error());
+    std::map<std::string, std::shared_ptr<s3::client>> fresh;
+    std::vector<std::string> added, changed, removed;
+    {
+      std::lock_guard lock(remotes_mu);
+      for (const auto& [name, r] : next->remotes) {
+        auto old = cfg.remotes.find(name);
+        if (old != cfg.remotes.end() && same_remote(old->second, r)) {
+          fresh.emplace(name, remotes.at(name));
+          continue;
+        }
+        (old == cfg.remotes.end() ? added : changed).push_back(name);
+      }
+      for (const auto& [name, r] : cfg.remotes)
+        if (!next->remotes.count(name)) removed.push_back(name);
+    }
+    for (const auto& group : {added, changed})
+      for (const auto& name : group) {
+        auto client = make_client(name, next->remotes.at(name));
+        if (!client) return util::failure(client.error());
+        fresh.emplace(name, std::move(*client));
+      }
+    {
+      std::lock_guard lock(remotes_mu);
+      remotes = std::move(fresh);
+      cfg.remotes = next->remotes;
+    }
+    spdlog::default_logger()->set_level(spdlog::level::from_str(next->log_level));
+    auto list = [](const std::vector<std::string>& v) {
+      std::string out;
+      for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+      return out.empty() ? std::string("none") : out;
+    };
+    std::vector<std::string> restart;
+    if (next->socket != cfg.socket) restart.push_back("socket");
+    if (next->state_dir != cfg.state_dir) restart.push_back("state_dir");
+    if (next->threads != cfg.threads) restart.push_back("threads");
+    if (next->control_group != cfg.control_group) restart.push_back("control_group");
+    std::string summary = "log level " + next->log_level + "; remotes added: " + list(added) +
+                          "; changed: " + list(changed) + "; removed: " + list(removed);
+    if (!restart.empty()) summary += "; needs a restart to apply: " + list(restart);
+    summary += " ([transfer], [sync], [state], [http] apply at the next start)";
+    cfg.log_level = next->log_level;
+    spdlog::info("config reloaded from {}: {}", cfg.path, summary);
+    return boost::system::result<std::string, std::string>(boost::system::in_place_value, std::move(summary));
   }
 
   void register_methods() {
@@ -302,6 +378,7 @@ struct service::impl {
                         auto p = proto::parse_remote_list_params(req.params);
                         if (!p) co_return p.error();
                         proto::remote_list_result r;
+                        std::lock_guard lock(remotes_mu);
                         for (const auto& [name, rc] : cfg.remotes) {
                           const auto& src = rc.credentials.source;
                           r.remotes.push_back({name, rc.endpoint, rc.region, rc.path_style,
@@ -319,6 +396,14 @@ struct service::impl {
                               proto::code::bad_location,
                               "no remote named '" + p->name + "' in the config (list them: ferryctl remotes)"};
                         co_return proto::to_json(co_await test_remote(*client, p->name, p->bucket));
+                      });
+    server.add_method(std::string(proto::method::daemon_reload),
+                      [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
+                        auto p = proto::parse_daemon_status_params(req.params);  // {} too
+                        if (!p) co_return p.error();
+                        auto r = reload();
+                        if (!r) co_return proto::error{proto::code::invalid_params, r.error()};
+                        co_return proto::to_json(proto::daemon_reload_result{*r});
                       });
     server.add_method(std::string(proto::method::daemon_status),
                       [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
@@ -383,6 +468,7 @@ struct service::impl {
           break;
       }
     }
+    std::lock_guard lock(remotes_mu);
     for (const auto& [name, r] : remotes) st.remotes.push_back(name);
     return st;
   }
@@ -456,6 +542,15 @@ int service::run() {
     spdlog::info("signal {}: stopping", sig);
     stop();
   });
+  asio::signal_set hangup(d.io, SIGHUP);
+  std::function<void()> wait_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      if (auto r = d.reload(); !r) spdlog::error("SIGHUP: config not reloaded (nothing changed): {}", r.error());
+      wait_hangup();
+    });
+  };
+  wait_hangup();
   spdlog::info("ferryd {} ready: {} io threads, {} remotes, control socket {}, state {}", FERRY_VERSION, d.threads,
                d.remotes.size(), d.cfg.socket, d.cfg.state_dir);
   // The state is open and the socket listens: ready. Unfinished jobs resume right after.

@@ -591,4 +591,19 @@ int run_remote_test(const globals& g, const std::string& name, const std::option
   return t->reachable && t->credentials_ok ? exit_ok : exit_failed;
 }
 
+int run_reload(const globals& g) {
+  auto c = connect(g);
+  if (!c) return report(c.error());
+  auto r = c->call(proto::method::daemon_reload, "{}");
+  if (!r) return report(r.error());
+  if (g.json) {
+    print_json_line(*r);
+    return exit_ok;
+  }
+  auto s = proto::parse_daemon_reload_result(*r);
+  if (!s) return report_malformed(s.error());
+  std::printf("reloaded: %s\n", printable(s->summary).c_str());
+  return exit_ok;
+}
+
 }  // namespace ferry::ctl

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   del->add_option("JOB", delete_job, "a job id")->required();
 
   app.add_subcommand("remotes", "the remotes ferryd is configured with (never their secrets)");
+  app.add_subcommand("reload", "make ferryd read its config file again (as SIGHUP does); jobs keep running");
   auto* remote = app.add_subcommand("remote", "work with one remote");
   std::string test_name;
   std::optional<std::string> test_bucket;
@@ -87,6 +88,7 @@ int main(int argc, char** argv) {
   if (res->parsed()) return ctl::run_resume(g, resume_job);
   if (del->parsed()) return ctl::run_delete(g, delete_job);
   if (app.got_subcommand("remotes")) return ctl::run_remotes(g);
+  if (app.got_subcommand("reload")) return ctl::run_reload(g);
   if (test->parsed()) return ctl::run_remote_test(g, test_name, test_bucket);
   return ctl::exit_usage;
 }

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -333,6 +334,53 @@ TEST_F(SyncE2E, RemotesAreListedWithoutSecretsAndTestedForReachAndCredentials) {
   auto unknown = d.ctl({"remote", "test", "missing"});
   EXPECT_NE(unknown.exit_code, 0);
   EXPECT_NE((unknown.out + unknown.err).find("no remote named 'missing'"), std::string::npos) << unknown.err;
+}
+
+TEST_F(SyncE2E, SighupReloadsRemotesAndLogLevelWithoutStoppingJobsAndABadFileChangesNothing) {
+  put("src", {{"a", "one"}});
+  ferryd d(remote_section("s3", s3_), "info");
+  auto r = d.ctl({"--json", "mirror", "s3:src", "s3:dst", "--interval", "1h", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << d.read_log();
+  const auto id = job_of(r).id;
+  auto remote_names = [&] {
+    auto l = proto::parse_remote_list_result(d.ctl({"--json", "remotes"}).out);
+    std::vector<std::string> names;
+    if (l)
+      for (const auto& x : l->remotes) names.push_back(x.name);
+    return names;
+  };
+
+  std::string text;
+  {
+    std::ifstream in(d.config_file());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  const auto at = text.find("log_level = \"info\"");
+  ASSERT_NE(at, std::string::npos) << text;
+  std::string next = text;
+  next.replace(at, std::string("log_level = \"info\"").size(), "log_level = \"debug\"");
+  std::ofstream(d.config_file()) << next << "\n" << remote_section("second", s3_);
+  ASSERT_EQ(::kill(d.pid(), SIGHUP), 0);
+  std::vector<std::string> names;
+  for (int i = 0; i < 100 && (names = remote_names()).size() < 2; ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(names, (std::vector<std::string>{"s3", "second"})) << d.read_log();
+  EXPECT_NE(d.read_log().find("config reloaded"), std::string::npos);
+  EXPECT_NE(d.read_log().find("remotes added: second"), std::string::npos) << d.read_log();
+  auto j = status(d, id);
+  EXPECT_EQ(j.state, proto::job_state::running);  // the mirror did not notice
+
+  // A broken file: the reload is refused with file:line, and nothing changes.
+  std::ofstream(d.config_file()) << next << "\nno_such_key = 1\n";
+  auto bad = d.ctl({"reload"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE((bad.out + bad.err).find("no_such_key"), std::string::npos) << bad.out << bad.err;
+  EXPECT_EQ(remote_names(), (std::vector<std::string>{"s3", "second"}));
+  // The new remote works.
+  put("src", {{"b", "two"}});
+  auto copy = d.ctl({"copy", "second:src", "second:dst/copy", "--wait"});
+  EXPECT_EQ(copy.exit_code, 0) << copy.out << copy.err << d.read_log();
 }
 
 }  // namespace
