@@ -38,9 +38,12 @@ std::filesystem::path write_config(const temp_dir& dir, const std::string& remot
                                    const std::string& extra_config) {
   auto path = dir.path() / "ferryd.toml";
   // Top-level keys of extra_config (before its first section) must precede every section.
-  const auto first_section = extra_config.starts_with("[") ? 0 : extra_config.find("\n[");
-  const std::string top = first_section == std::string::npos ? extra_config : extra_config.substr(0, first_section + 1);
-  const std::string sections = first_section == std::string::npos ? "" : extra_config.substr(first_section + 1);
+  std::string top, sections = extra_config;
+  if (!extra_config.starts_with("[")) {
+    const auto at = extra_config.find("\n[");
+    top = at == std::string::npos ? extra_config : extra_config.substr(0, at + 1);
+    sections = at == std::string::npos ? std::string() : extra_config.substr(at + 1);
+  }
   std::ofstream out(path);
   out << top << (top.empty() || top.back() == '\n' ? "" : "\n") << "socket = \""
       << (dir.path() / "run" / "ferryd.sock").string() << "\"\n"
