@@ -600,10 +600,13 @@ result<std::vector<upload_record>> state_db::untracked_uploads() {
 result<void> state_db::recover(std::chrono::milliseconds wait) {
   auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
-    // Busy: RocksDB's own recovery is running; Resume() succeeds once that has finished.
+    // Busy: RocksDB's own recovery is running; Resume() succeeds once that has finished. No space:
+    // its background recovery may have tried (and failed) just before space came back; the next
+    // Resume() flushes again, so keep trying until the deadline.
     auto s = db_->Resume();
     if (s.ok()) return {};
-    if (!s.IsBusy() || std::chrono::steady_clock::now() >= deadline) return from_status(s, "cannot resume writing");
+    const bool may_pass = s.IsBusy() || s.IsNoSpace() || s.IsIOError();
+    if (!may_pass || std::chrono::steady_clock::now() >= deadline) return from_status(s, "cannot resume writing");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
