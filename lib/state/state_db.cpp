@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
@@ -210,6 +211,7 @@ result<std::unique_ptr<state_db>> state_db::open(const std::filesystem::path& di
 
   std::unique_ptr<state_db> out(new state_db());
   out->path_ = dir;
+  out->env_ = db_opts.env;
   rocksdb::DB* raw = nullptr;
   auto s = rocksdb::DB::Open(db_opts, dir.string(), descriptors, &out->handles_, &raw);
   if (!s.ok()) return from_status(s, fmt::format("cannot open {}", dir.string()));
@@ -597,16 +599,52 @@ result<std::vector<upload_record>> state_db::untracked_uploads() {
   return out;
 }
 
+bool state_db::can_write() const {
+  // Through the database's own file system, so a test's failing one counts too.
+  auto* env = env_ ? env_ : rocksdb::Env::Default();
+  const std::string probe = (path_ / ".ferry-space-probe").string();
+  std::unique_ptr<rocksdb::WritableFile> f;
+  if (!env->NewWritableFile(probe, &f, rocksdb::EnvOptions()).ok()) return false;
+  const std::string block(64 * 1024, '\0');
+  const bool ok = f->Append(block).ok() && f->Sync().ok();
+  (void)f->Close();
+  (void)env->DeleteFile(probe);
+  return ok;
+}
+
 result<void> state_db::recover(std::chrono::milliseconds wait) {
   auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
-    // Busy: RocksDB's own recovery is running; Resume() succeeds once that has finished. No space:
-    // its background recovery may have tried (and failed) just before space came back; the next
-    // Resume() flushes again, so keep trying until the deadline.
+    // Resume() while the disk is still full can leave RocksDB's log writer failed for good (seen
+    // in about 1 of 8 runs under load): ask only once a probe write succeeds.
+    if (!can_write()) {
+      if (std::chrono::steady_clock::now() >= deadline)
+        return error{error_kind::no_space,
+                     "state: cannot resume writing: " + path_.string() + " has no space yet (a probe write failed)"};
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    // Busy: RocksDB's own recovery is running; Resume() succeeds once that has finished.
     auto s = db_->Resume();
-    if (s.ok()) return {};
-    const bool may_pass = s.IsBusy() || s.IsNoSpace() || s.IsIOError();
-    if (!may_pass || std::chrono::steady_clock::now() >= deadline) return from_status(s, "cannot resume writing");
+    if (s.ok()) {
+      // A flush moves writing to a fresh log file: the old log's writer can keep its failure and
+      // then drop later writes that were acknowledged (lost on reopen; seen under load in tests).
+      rocksdb::FlushOptions fo;
+      fo.wait = true;
+      auto f = db_->Flush(fo, handles_);
+      if (!f.ok()) return from_status(f, "cannot resume writing: flushing after the recovery");
+      return {};
+    }
+    if (s.IsNoSpace() || s.IsIOError()) {
+      // Space is back (the probe wrote) but RocksDB still reports the old error: its log writer kept
+      // the failure (seen about once in 24 runs under load). Only reopening clears it; nothing
+      // acknowledged is lost (the WAL is replayed).
+      auto e = from_status(s, "cannot resume writing");
+      e.kind = error_kind::io_error;
+      e.message += " (restart ferryd to reopen the state database; acknowledged writes are kept)";
+      return e;
+    }
+    if (!s.IsBusy() || std::chrono::steady_clock::now() >= deadline) return from_status(s, "cannot resume writing");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }

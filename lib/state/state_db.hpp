@@ -134,8 +134,10 @@ class state_db {
   result<std::vector<upload_record>> untracked_uploads();
 
   // After a write failed with no_space, RocksDB refuses every write until it recovers: on its own,
-  // checking for free space every few seconds, or now through this call. Waits up to `wait` for a
-  // recovery already under way; fails (busy, or the cause) if writing has not resumed by then.
+  // checking for free space every few seconds, or now through this call. Waits up to `wait` for
+  // space (a probe write) and a recovery already under way; fails (no_space, busy) if writing has
+  // not resumed by then. Rarely RocksDB cannot resume its log even with space back: io_error,
+  // whose message says to restart ferryd (reopening replays the log; nothing acknowledged is lost).
   result<void> recover(std::chrono::milliseconds wait = std::chrono::seconds(10));
 
  private:
@@ -145,7 +147,11 @@ class state_db {
   result<std::uint64_t> next_seq_locked(const std::string& job);  // integrity_mu_ held
   result<std::optional<std::string>> get_raw(std::size_t cf, const std::string& key);
 
+  // A small write to the state directory succeeds now (see recover()).
+  bool can_write() const;
+
   std::filesystem::path path_;
+  rocksdb::Env* env_ = nullptr;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // schema::column_families order, then any unknown
   std::mutex job_id_mu_;
