@@ -785,56 +785,47 @@ std::vector<job_snapshot> job_manager::list() const {
   return out;
 }
 
-std::optional<job_snapshot> job_manager::cancel(std::string_view id) {
-  std::shared_ptr<job> j;
-  {
-    std::lock_guard lock(mu_);
-    auto it = jobs_.find(std::string(id));
-    if (it == jobs_.end()) return std::nullopt;
-    j = it->second;
-  }
-  if (terminal(j->snapshot().state) || j->cancelled.exchange(true)) return j->snapshot();
-  spdlog::info("job {}: cancel requested", j->snap.id);
+std::shared_ptr<job_manager::job> job_manager::find(std::string_view id) const {
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(std::string(id));
+  return it == jobs_.end() ? nullptr : it->second;
+}
+
+void job_manager::interrupt(const std::shared_ptr<job>& j) {
   if (j->slot) scheduler_.cancel(j->slot);
   asio::post(j->strand, [j] {
     if (j->pause) j->pause->cancel();
     if (j->watcher) j->watcher->close();
   });
+}
+
+std::optional<job_snapshot> job_manager::cancel(std::string_view id) {
+  auto j = find(id);
+  if (!j) return std::nullopt;
+  if (terminal(j->snapshot().state) || j->cancelled.exchange(true)) return j->snapshot();
+  spdlog::info("job {}: cancel requested", j->snap.id);
+  interrupt(j);
   return j->snapshot();
 }
 
 boost::system::result<job_snapshot, std::string> job_manager::pause(std::string_view id) {
   using R = boost::system::result<job_snapshot, std::string>;
-  std::shared_ptr<job> j;
-  {
-    std::lock_guard lock(mu_);
-    auto it = jobs_.find(std::string(id));
-    if (it == jobs_.end()) return R(boost::system::in_place_error, "no job '" + std::string(id) + "'");
-    j = it->second;
-  }
+  auto j = find(id);
+  if (!j) return R(boost::system::in_place_error, "no job '" + std::string(id) + "'");
   const auto st = j->snapshot().state;
   if (terminal(st) || st == job_state::paused || !j->active.load() || j->cancelled.load()) return j->snapshot();
   spdlog::info("job {}: pause requested", j->snap.id);
   j->pausing = true;
   j->stopping = true;
   j->cancelled = true;
-  if (j->slot) scheduler_.cancel(j->slot);
-  asio::post(j->strand, [j] {
-    if (j->pause) j->pause->cancel();
-    if (j->watcher) j->watcher->close();
-  });
+  interrupt(j);
   return j->snapshot();
 }
 
 boost::system::result<job_snapshot, std::string> job_manager::resume(std::string_view id) {
   using R = boost::system::result<job_snapshot, std::string>;
-  std::shared_ptr<job> j;
-  {
-    std::lock_guard lock(mu_);
-    auto it = jobs_.find(std::string(id));
-    if (it == jobs_.end()) return R(boost::system::in_place_error, "no job '" + std::string(id) + "'");
-    j = it->second;
-  }
+  auto j = find(id);
+  if (!j) return R(boost::system::in_place_error, "no job '" + std::string(id) + "'");
   const auto st = j->snapshot().state;
   if (st != job_state::paused)
     return R(boost::system::in_place_error,
@@ -852,13 +843,8 @@ boost::system::result<job_snapshot, std::string> job_manager::resume(std::string
 
 asio::awaitable<boost::system::result<job_snapshot, std::string>> job_manager::remove(std::string id) {
   using R = boost::system::result<job_snapshot, std::string>;
-  std::shared_ptr<job> j;
-  {
-    std::lock_guard lock(mu_);
-    auto it = jobs_.find(id);
-    if (it == jobs_.end()) co_return R(boost::system::in_place_error, "no job '" + id + "'");
-    j = it->second;
-  }
+  auto j = find(id);
+  if (!j) co_return R(boost::system::in_place_error, "no job '" + id + "'");
   const auto st = j->snapshot().state;
   if ((!terminal(st) && st != job_state::paused) || j->active.load())
     co_return R(boost::system::in_place_error, "job " + id + " is " + std::string(to_string(st)) +
@@ -883,11 +869,7 @@ asio::awaitable<void> job_manager::shutdown(std::chrono::milliseconds grace) {
     if (!j->active.load()) continue;
     j->stopping = true;
     j->cancelled = true;
-    if (j->slot) scheduler_.cancel(j->slot);
-    asio::post(j->strand, [j] {
-      if (j->pause) j->pause->cancel();
-      if (j->watcher) j->watcher->close();
-    });
+    interrupt(j);
   }
   auto ex = co_await asio::this_coro::executor;
   const auto deadline = std::chrono::steady_clock::now() + grace;

@@ -162,6 +162,9 @@ class job_manager {
   boost::system::result<std::unique_ptr<store::endpoint>, std::string> open(const location& loc, std::string_view role);
   boost::system::result<std::shared_ptr<job>, std::string> prepare(const job_request& req);
   void launch(std::shared_ptr<job> j);
+  std::shared_ptr<job> find(std::string_view id) const;
+  // Stops the job's waits: for a slot, between mirror passes, for a local change.
+  void interrupt(const std::shared_ptr<job>& j);
 
   asio::any_io_executor ex_;
   remote_lookup remotes_;
