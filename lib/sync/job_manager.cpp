@@ -233,17 +233,8 @@ asio::awaitable<void> copy_one(job& j, store::object_info obj) {
 asio::awaitable<std::string> content_md5(store::endpoint& ep, const store::object_info& o) {
   if (auto m = listed_md5(o); !m.empty()) co_return m;
   if (!ep.is_local()) co_return std::string();
-  auto in = co_await ep.read(o.key, std::nullopt, "");
-  if (!in) co_return std::string();
-  util::md5_hasher md5;
-  std::vector<char> chunk(256 * 1024);
-  for (;;) {
-    auto n = co_await (*in)->read_some(chunk);
-    if (!n) co_return std::string();
-    if (*n == 0) break;
-    md5.update(std::string_view(chunk.data(), *n));
-  }
-  co_return util::to_hex(md5.finish());
+  auto md5 = co_await transfer::read_md5(ep, o.key);
+  co_return md5 ? std::move(*md5) : std::string();
 }
 
 // For a mirror's incremental pass: the record keeps the source as it was when copied.

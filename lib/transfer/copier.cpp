@@ -528,17 +528,9 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
   if (ctx.destination.is_local()) {
     // Read the published file back once: the page cache makes it cheap, and it proves the parts
     // landed where they belong.
-    auto back = co_await ctx.destination.read(obj.key, std::nullopt, "");
+    auto back = co_await read_md5(ctx.destination, obj.key);
     if (!back) co_return fail(std::move(out), "re-reading the destination", back.error());
-    util::md5_hasher md5;
-    std::vector<char> chunk(256 * 1024);
-    for (;;) {
-      auto r = co_await (*back)->read_some(chunk);
-      if (!r) co_return fail(std::move(out), "re-reading the destination", r.error());
-      if (*r == 0) break;
-      md5.update(std::string_view(chunk.data(), *r));
-    }
-    if (util::to_hex(md5.finish()) != out.record.md5)
+    if (*back != out.record.md5)
       co_return fail(std::move(out), "destination file does not hold the bytes sent", true, verdict::mismatch);
     out.record.method = "local-readback-md5";
   } else if (util::ascii_lower(completed->etag) == expected) {
@@ -645,6 +637,20 @@ std::string_view to_string(verdict v) {
       return "failed";
   }
   return "failed";
+}
+
+asio::awaitable<store::result<std::string>> read_md5(store::endpoint& ep, std::string_view key) {
+  auto in = co_await ep.read(key, std::nullopt, "");
+  if (!in) co_return in.error();
+  util::md5_hasher md5;
+  std::vector<char> chunk(256 * 1024);
+  for (;;) {
+    auto n = co_await (*in)->read_some(chunk);
+    if (!n) co_return n.error();
+    if (*n == 0) break;
+    md5.update(std::string_view(chunk.data(), *n));
+  }
+  co_return util::to_hex(md5.finish());
 }
 
 bool etag_is_md5(std::string_view etag) {

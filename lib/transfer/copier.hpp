@@ -102,6 +102,8 @@ asio::awaitable<copy_outcome> copy_object(const copy_context& ctx, const store::
 
 // At least `configured` (and S3's 5 MiB), large enough for at most 10,000 parts, at most 5 GiB.
 std::uint64_t part_size_for(std::uint64_t object_size, std::uint64_t configured);
+// Reads the whole object and returns the hex MD5 of its bytes.
+asio::awaitable<store::result<std::string>> read_md5(store::endpoint& ep, std::string_view key);
 // True for a 32-hex-digit ETag: the MD5 of a single-part, non-KMS object.
 bool etag_is_md5(std::string_view etag);
 // Same endpoint, region and access key: a server-side copy between them is possible.
