@@ -162,6 +162,11 @@ void read_options(field_reader& r, job_options& o, bool strict) {
   o.size_only = r.optional_bool("size_only").value_or(false);
   o.dry_run = r.optional_bool("dry_run").value_or(false);
   o.interval = strict ? read_uint_in(r, "interval", 1, max_interval_seconds, " seconds") : r.optional_uint("interval");
+  // What a bwlimit means is ratelimit's to parse (ferryd answers invalid_params with its reason).
+  o.bwlimit = r.optional_string("bwlimit", strict ? max_bwlimit_bytes : SIZE_MAX, text_rule::no_control);
+  o.concurrency = strict ? read_uint_in(r, "concurrency", 1, max_concurrency, "") : r.optional_uint("concurrency");
+  // S3's limits on a part.
+  o.part_size = strict ? read_uint_in(r, "part_size", 5ull << 20, 5ull << 30, " bytes") : r.optional_uint("part_size");
 }
 
 plan_counts read_plan_counts(field_reader& r, std::string_view key) {
@@ -276,6 +281,12 @@ void write_options_members(json_writer& w, const job_options& o, bool only_set) 
   if (!only_set || o.size_only) w.member("size_only", o.size_only);
   if (!only_set || o.dry_run) w.member("dry_run", o.dry_run);
   if (!only_set || o.interval) write_optional(w, "interval", o.interval);
+  if (o.bwlimit)
+    w.member("bwlimit", *o.bwlimit);
+  else if (!only_set)
+    w.key("bwlimit").null();
+  if (!only_set || o.concurrency) write_optional(w, "concurrency", o.concurrency);
+  if (!only_set || o.part_size) write_optional(w, "part_size", o.part_size);
 }
 
 void write_plan_counts(json_writer& w, std::string_view key, const plan_counts& c) {
@@ -413,9 +424,9 @@ void write_json(json_writer& w, const daemon_status& v) {
 
 result<job_create_params> parse_job_create_params(std::string_view json) {
   return parse_with<job_create_params>(json, code::invalid_params, "params", [](field_reader& r) {
-    r.only({"kind", "source", "destination", "name", "copy_mode", "priority", "delete", "max_delete", "force",
-            "include", "exclude", "min_size", "max_size", "min_age", "max_age", "checksum", "size_only", "dry_run",
-            "interval"});
+    r.only({"kind",      "source",  "destination", "name",     "copy_mode",   "priority", "delete",  "max_delete",
+            "force",     "include", "exclude",     "min_size", "max_size",    "min_age",  "max_age", "checksum",
+            "size_only", "dry_run", "interval",    "bwlimit",  "concurrency", "part_size"});
     job_create_params p;
     p.kind = r.string("kind", 64, text_rule::no_control);
     if (r.ok() && p.kind != kind_copy && p.kind != kind_sync && p.kind != kind_mirror)
@@ -625,6 +636,118 @@ result<daemon_status> parse_daemon_status(std::string_view json) {
         return;
       }
       v.remotes.emplace_back(s);
+    });
+    return v;
+  });
+}
+
+// --- job.events, daemon.metrics, limits ---
+
+void write_json(json_writer& w, const job_events_params& v) {
+  w.begin_object().member("id", v.id).member("interval_ms", v.interval_ms).end_object();
+}
+
+result<job_events_params> parse_job_events_params(std::string_view json) {
+  return parse_with<job_events_params>(json, code::invalid_params, "params", [](field_reader& r) {
+    r.only({"id", "interval_ms"});
+    job_events_params p;
+    p.id = r.string("id", max_job_id_bytes, text_rule::no_control, false);
+    p.interval_ms = read_uint_in(r, "interval_ms", min_event_interval_ms, max_event_interval_ms, " ms")
+                        .value_or(default_event_interval_ms);
+    return p;
+  });
+}
+
+void write_json(json_writer& w, const job_event& v) {
+  w.begin_object().key("job");
+  write_json(w, v.job);
+  w.member("rate_bps", v.rate_bps);
+  write_optional(w, "eta_seconds", v.eta_seconds);
+  w.member("final", v.final).end_object();
+}
+
+result<job_event> parse_job_event(std::string_view json) {
+  return parse_with<job_event>(json, code::internal_error, "params", [](field_reader& r) {
+    job_event v;
+    auto j = r.object("job");
+    v.job = read_job(j);
+    v.rate_bps = r.uint("rate_bps");
+    v.eta_seconds = r.optional_uint("eta_seconds");
+    v.final = r.boolean("final");
+    return v;
+  });
+}
+
+void write_json(json_writer& w, const daemon_metrics_result& v) {
+  w.begin_object().member("text", v.text).end_object();
+}
+
+result<daemon_metrics_result> parse_daemon_metrics_result(std::string_view json) {
+  return parse_with<daemon_metrics_result>(json, code::internal_error, "result", [](field_reader& r) {
+    daemon_metrics_result v;
+    v.text = r.string("text");
+    return v;
+  });
+}
+
+void write_json(json_writer& w, const limits_set_params& v) {
+  w.begin_object();
+  if (v.job) w.member("job", *v.job);
+  w.member("bwlimit", v.bwlimit).end_object();
+}
+
+result<limits_set_params> parse_limits_set_params(std::string_view json) {
+  return parse_with<limits_set_params>(json, code::invalid_params, "params", [](field_reader& r) {
+    r.only({"job", "bwlimit"});
+    limits_set_params p;
+    p.job = r.optional_string("job", max_job_id_bytes, text_rule::no_control);
+    p.bwlimit = r.string("bwlimit", max_bwlimit_bytes, text_rule::no_control, false);
+    return p;
+  });
+}
+
+namespace {
+
+void write_limit(json_writer& w, const limit_info& l) {
+  w.begin_object()
+      .member("scope", l.scope)
+      .member("bwlimit", l.bwlimit)
+      .member("up_bps", l.up_bps)
+      .member("down_bps", l.down_bps)
+      .member("rate_up_bps", l.rate_up_bps)
+      .member("rate_down_bps", l.rate_down_bps)
+      .end_object();
+}
+
+limit_info read_limit(field_reader& r) {
+  limit_info l;
+  l.scope = r.string("scope");
+  l.bwlimit = r.string("bwlimit");
+  l.up_bps = r.uint("up_bps");
+  l.down_bps = r.uint("down_bps");
+  l.rate_up_bps = r.uint("rate_up_bps");
+  l.rate_down_bps = r.uint("rate_down_bps");
+  return l;
+}
+
+}  // namespace
+
+void write_json(json_writer& w, const limits_result& v) {
+  w.begin_object().key("global");
+  write_limit(w, v.global);
+  w.key("jobs").begin_array();
+  for (const auto& j : v.jobs) write_limit(w, j);
+  w.end_array().end_object();
+}
+
+result<limits_result> parse_limits_result(std::string_view json) {
+  return parse_with<limits_result>(json, code::internal_error, "result", [](field_reader& r) {
+    limits_result v;
+    auto g = r.object("global");
+    v.global = read_limit(g);
+    r.array("jobs", [&](detail::dom::element e, std::string path) {
+      field_reader jr(e, std::move(path), *r.slot());
+      v.jobs.push_back(read_limit(jr));
     });
     return v;
   });

@@ -31,7 +31,16 @@ inline constexpr std::string_view daemon_status = "daemon.status";
 inline constexpr std::string_view remote_list = "remote.list";
 inline constexpr std::string_view daemon_reload = "daemon.reload";
 inline constexpr std::string_view remote_test = "remote.test";
+inline constexpr std::string_view job_events = "job.events";
+inline constexpr std::string_view daemon_metrics = "daemon.metrics";
+inline constexpr std::string_view limits_get = "limits.get";
+inline constexpr std::string_view limits_set = "limits.set";
 }  // namespace method
+
+// Notifications ferryd pushes (no id, no reply).
+namespace notification {
+inline constexpr std::string_view job_event = "job.event";  // one per interval of a job.events subscription
+}  // namespace notification
 
 // Limits on what a client may send (bytes of UTF-8).
 inline constexpr std::size_t max_name_bytes = 256;
@@ -47,6 +56,13 @@ inline constexpr int default_priority = 10;
 // job.create's interval (seconds between a mirror's passes).
 inline constexpr std::uint64_t max_interval_seconds = 604800;  // a week
 inline constexpr std::uint64_t default_interval_seconds = 60;
+// job.events' interval between events.
+inline constexpr std::uint64_t min_event_interval_ms = 100;
+inline constexpr std::uint64_t max_event_interval_ms = 60000;
+inline constexpr std::uint64_t default_event_interval_ms = 1000;
+// A job's bwlimit (timetable text) and fixed settings.
+inline constexpr std::size_t max_bwlimit_bytes = 4096;
+inline constexpr std::uint64_t max_concurrency = 4096;
 // job.report's limit (records per page).
 inline constexpr std::uint64_t max_report_limit = 10000;
 inline constexpr std::uint64_t default_report_limit = 1000;
@@ -85,6 +101,9 @@ struct job_options {
   bool size_only = false;                           // equal sizes mean unchanged
   bool dry_run = false;                             // plan only: change nothing
   std::optional<std::uint64_t> interval;            // mirror: seconds between passes; unset: default
+  std::optional<std::string> bwlimit;               // the job's cap: a rate or a timetable (rclone's syntax)
+  std::optional<std::uint64_t> concurrency;         // fixed requests in flight per endpoint; unset: adaptive
+  std::optional<std::uint64_t> part_size;           // fixed multipart part size in bytes; unset: adaptive
   friend bool operator==(const job_options&, const job_options&) = default;
 };
 
@@ -140,6 +159,23 @@ struct remote_test_params {
 
 struct daemon_status_params {
   friend bool operator==(const daemon_status_params&, const daemon_status_params&) = default;
+};
+
+// A subscription to one job's progress: the reply is the job object; then job.event
+// notifications follow every `interval_ms` until the job ends (the last has final = true) or the
+// client sends another request or closes the connection.
+struct job_events_params {
+  std::string id;
+  std::uint64_t interval_ms = default_event_interval_ms;  // min_event_interval_ms..max_event_interval_ms
+  friend bool operator==(const job_events_params&, const job_events_params&) = default;
+};
+
+// limits.get (params {}) and limits.set: the global cap, or one job's with `job`. bwlimit is a
+// rate ("10M", "10M:2M" for upload:download, "off") or a timetable ("Mon-08:00,512K 19:00,10M 23:00,off").
+struct limits_set_params {
+  std::optional<std::string> job;
+  std::string bwlimit;
+  friend bool operator==(const limits_set_params&, const limits_set_params&) = default;
 };
 
 // --- results ---
@@ -281,6 +317,38 @@ struct remote_test_result {
   friend bool operator==(const remote_test_result&, const remote_test_result&) = default;
 };
 
+// One job.event notification's params.
+struct job_event {
+  proto::job job;                            // the job object as job.get returns it
+  std::uint64_t rate_bps = 0;                // bytes/s over the last few seconds
+  std::optional<std::uint64_t> eta_seconds;  // at that rate, when bytes.total is known
+  bool final = false;                        // the job has ended (or was paused): no more events
+  friend bool operator==(const job_event&, const job_event&) = default;
+};
+
+// daemon.metrics (params {}): the Prometheus text exposition (format 0.0.4).
+struct daemon_metrics_result {
+  std::string text;
+  friend bool operator==(const daemon_metrics_result&, const daemon_metrics_result&) = default;
+};
+
+// One cap: the global one (scope "global") or a job's (scope = its id).
+struct limit_info {
+  std::string scope;
+  std::string bwlimit = "off";  // as set, canonical
+  std::uint64_t up_bps = 0;     // in force now; 0 = unlimited
+  std::uint64_t down_bps = 0;
+  std::uint64_t rate_up_bps = 0;  // measured, last few seconds
+  std::uint64_t rate_down_bps = 0;
+  friend bool operator==(const limit_info&, const limit_info&) = default;
+};
+
+struct limits_result {
+  limit_info global;
+  std::vector<limit_info> jobs;  // jobs with a cap of their own that have not ended
+  friend bool operator==(const limits_result&, const limits_result&) = default;
+};
+
 // daemon.reload (params {}): what the config file changed, in words, for the operator.
 struct daemon_reload_result {
   std::string summary;
@@ -312,6 +380,11 @@ void write_json(json_writer& w, const remote_test_params& v);
 void write_json(json_writer& w, const remote_list_result& v);
 void write_json(json_writer& w, const remote_test_result& v);
 void write_json(json_writer& w, const daemon_reload_result& v);
+void write_json(json_writer& w, const job_events_params& v);
+void write_json(json_writer& w, const job_event& v);
+void write_json(json_writer& w, const daemon_metrics_result& v);
+void write_json(json_writer& w, const limits_set_params& v);
+void write_json(json_writer& w, const limits_result& v);
 
 template <class T>
 std::string to_json(const T& v) {
@@ -335,5 +408,10 @@ result<remote_test_params> parse_remote_test_params(std::string_view json);
 result<remote_list_result> parse_remote_list_result(std::string_view json);
 result<remote_test_result> parse_remote_test_result(std::string_view json);
 result<daemon_reload_result> parse_daemon_reload_result(std::string_view json);
+result<job_events_params> parse_job_events_params(std::string_view json);
+result<job_event> parse_job_event(std::string_view json);
+result<daemon_metrics_result> parse_daemon_metrics_result(std::string_view json);
+result<limits_set_params> parse_limits_set_params(std::string_view json);
+result<limits_result> parse_limits_result(std::string_view json);
 
 }  // namespace ferry::proto

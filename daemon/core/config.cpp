@@ -5,6 +5,7 @@
 #include "util/units.hpp"
 
 #include <toml++/toml.h>
+#include <boost/asio/ip/address.hpp>
 
 #include <grp.h>
 
@@ -116,8 +117,8 @@ s3::remote_config parse_remote(const std::string& name, const toml::table& t, st
 
 daemon_config parse(const toml::table& root, std::string_view source) {
   reject_unknown(root,
-                 {"socket", "state_dir", "threads", "log_level", "control_group", "http", "transfer", "sync", "state",
-                  "retry", "remotes"},
+                 {"socket", "state_dir", "threads", "log_level", "control_group", "shutdown_grace", "http", "transfer",
+                  "sync", "state", "retry", "metrics", "limits", "remotes"},
                  source, "");
   daemon_config c;
   c.socket = get_or<std::string>(root, "socket", c.socket, source);
@@ -133,6 +134,31 @@ daemon_config parse(const toml::table& root, std::string_view source) {
       throw config_error{where(source, *root.get("control_group")) + ": control_group '" + c.control_group +
                          "' is not a group on this host (getent group " + c.control_group + ")"};
     c.control_gid = gr.gr_gid;
+  }
+  c.shutdown_grace = duration_or(root, "shutdown_grace", c.shutdown_grace, source);
+  if (c.shutdown_grace < std::chrono::milliseconds(0) || c.shutdown_grace > std::chrono::hours(1))
+    throw config_error{where(source, *root.get("shutdown_grace")) + ": shutdown_grace must be between 0s and 1h"};
+  if (const auto* m = root.get_as<toml::table>("metrics")) {
+    reject_unknown(*m, {"listen", "allow_remote"}, source, "metrics");
+    c.metrics.listen = get_or<std::string>(*m, "listen", "", source);
+    c.metrics.allow_remote = get_or<bool>(*m, "allow_remote", false, source);
+    if (!c.metrics.listen.empty()) {
+      const auto at = where(source, *m->get("listen"));
+      const auto colon = c.metrics.listen.rfind(':');
+      std::string host = colon == std::string::npos ? std::string() : c.metrics.listen.substr(0, colon);
+      if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+      boost::system::error_code ec;
+      const auto addr = boost::asio::ip::make_address(host, ec);
+      if (colon == std::string::npos || ec)
+        throw config_error{at + ": listen must be ADDRESS:PORT with an IP address, e.g. \"127.0.0.1:9464\""};
+      if (!addr.is_loopback() && !c.metrics.allow_remote)
+        throw config_error{at + ": listen " + c.metrics.listen +
+                           " is not a loopback address: set allow_remote = true to serve metrics beyond this host"};
+    }
+  }
+  if (const auto* l = root.get_as<toml::table>("limits")) {
+    reject_unknown(*l, {"bwlimit"}, source, "limits");
+    c.bwlimit = get_or<std::string>(*l, "bwlimit", "off", source);
   }
   if (!util::valid_log_level(c.log_level))
     throw config_error{where(source, *root.get("log_level")) +

@@ -26,6 +26,14 @@ struct daemon_config {
   // "" for none. Resolved when the config is read: an unknown group is a config error.
   std::string control_group;
   std::optional<gid_t> control_gid;
+  // SIGTERM: how long in-flight parts may take to finish before ferryd exits anyway.
+  std::chrono::milliseconds shutdown_grace{20'000};
+  struct metrics_config {
+    std::string listen;         // "127.0.0.1:9464" serves GET /metrics; "" (default): no listener
+    bool allow_remote = false;  // listen on an address other than loopback
+  } metrics;                    // [metrics]
+  // [limits] bwlimit: the global cap, a rate or a timetable (rclone's syntax); "off" = none.
+  std::string bwlimit = "off";
   http::timeouts timeouts;                           // [http]
   sync::engine_config engine;                        // [transfer]
   s3::retry_config retry;                            // [retry]

@@ -1,5 +1,7 @@
 #include "core/service.hpp"
 
+#include "core/metrics.hpp"
+
 #include "control/server.hpp"
 #include "proto/messages.hpp"
 #include "s3/credentials.hpp"
@@ -23,6 +25,7 @@
 
 #include <unistd.h>
 
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -187,6 +190,7 @@ struct service::impl {
   std::map<std::string, std::shared_ptr<s3::client>> remotes;
   sync::job_manager jobs;
   control::server server;
+  metrics_listener metrics_http;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
   explicit impl(daemon_config c)
@@ -196,7 +200,8 @@ struct service::impl {
         db(open_state(cfg.state_dir)),
         jobs(
             io.get_executor(), [this](std::string_view name) { return remote(name); }, cfg.engine, blocking, *db),
-        server(io.get_executor(), control_config()) {
+        server(io.get_executor(), control_config()),
+        metrics_http(io.get_executor(), [this] { return metrics_text(); }) {
     for (const auto& [name, r] : cfg.remotes) {
       auto client = make_client(name, r);
       if (!client) throw std::runtime_error(client.error());
@@ -405,12 +410,77 @@ struct service::impl {
                         if (!r) co_return proto::error{proto::code::invalid_params, r.error()};
                         co_return proto::to_json(proto::daemon_reload_result{*r});
                       });
+    server.add_method(std::string(proto::method::daemon_metrics),
+                      [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
+                        auto p = proto::parse_daemon_status_params(req.params);  // {}
+                        if (!p) co_return p.error();
+                        co_return proto::to_json(proto::daemon_metrics_result{metrics_text()});
+                      });
+    server.add_subscription(
+        std::string(proto::method::job_events),
+        [this](const proto::request& req) -> asio::awaitable<proto::result<control::subscribed>> {
+          auto p = proto::parse_job_events_params(req.params);
+          if (!p) co_return p.error();
+          auto j = jobs.get(p->id);
+          if (!j)
+            co_return proto::error{proto::code::job_not_found, "no job '" + p->id + "' (list them: ferryctl jobs)"};
+          co_return control::subscribed{proto::to_json(to_proto(*j)), job_events(*p)};
+        });
     server.add_method(std::string(proto::method::daemon_status),
                       [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
                         auto p = proto::parse_daemon_status_params(req.params);
                         if (!p) co_return p.error();
                         co_return proto::to_json(status());
                       });
+  }
+
+  std::string metrics_text() const {
+    metrics_sources src;
+    src.jobs = jobs.list();
+    {
+      std::lock_guard lock(remotes_mu);
+      src.remotes = remotes;
+    }
+    return render_metrics(src);
+  }
+
+  // job.events: one event per interval with the job and its recent rate, until it ends or pauses.
+  control::subscription job_events(const proto::job_events_params& p) {
+    struct progress {
+      std::string id;
+      std::chrono::milliseconds interval;
+      std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>> samples;  // bytes done
+      bool over = false;
+    };
+    auto st = std::make_shared<progress>(progress{p.id, std::chrono::milliseconds(p.interval_ms), {}, false});
+    if (auto j = jobs.get(p.id)) st->samples.emplace_back(std::chrono::steady_clock::now(), j->bytes_done);
+    control::subscription sub;
+    sub.method = std::string(proto::notification::job_event);
+    sub.next = [this, st]() -> asio::awaitable<std::optional<std::string>> {
+      if (st->over) co_return std::nullopt;
+      asio::steady_timer timer(co_await asio::this_coro::executor, st->interval);
+      auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return std::nullopt;
+      auto j = jobs.get(st->id);
+      if (!j) co_return std::nullopt;  // deleted meanwhile
+      const auto now = std::chrono::steady_clock::now();
+      // A new mirror pass restarts the byte count: start the rate afresh.
+      if (!st->samples.empty() && j->bytes_done < st->samples.back().second) st->samples.clear();
+      st->samples.emplace_back(now, j->bytes_done);
+      while (st->samples.size() > 2 && now - st->samples.front().first > std::chrono::seconds(5))
+        st->samples.pop_front();
+      proto::job_event e;
+      e.job = to_proto(*j);
+      const double span = std::chrono::duration<double>(now - st->samples.front().first).count();
+      if (span > 0)
+        e.rate_bps = static_cast<std::uint64_t>(static_cast<double>(j->bytes_done - st->samples.front().second) / span);
+      if (e.rate_bps > 0 && j->bytes_total >= j->bytes_done)
+        e.eta_seconds = (j->bytes_total - j->bytes_done) / e.rate_bps;
+      e.final = j->state != sync::job_state::queued && j->state != sync::job_state::running;
+      st->over = e.final;
+      co_return proto::to_json(e);
+    };
+    return sub;
   }
 
   // One signed HEAD of a bucket: its answer says whether the endpoint is reachable and whether it
@@ -481,12 +551,13 @@ service::~service() = default;
 void service::stop() {
   // Requests in flight on the control socket get the server's grace period; then the loop ends.
   impl_->server.stop();
+  impl_->metrics_http.stop();
   asio::co_spawn(
       impl_->io,
       [d = impl_.get()]() -> asio::awaitable<void> {
         co_await d->server.async_wait_stopped();
         // Jobs pause where they are (their state says running) and resume at the next start.
-        co_await d->jobs.shutdown(std::chrono::seconds(10));
+        co_await d->jobs.shutdown(d->cfg.shutdown_grace);
         d->io.stop();
       },
       asio::detached);
@@ -554,6 +625,12 @@ int service::run() {
   spdlog::info("ferryd {} ready: {} io threads, {} remotes, control socket {}, state {}", FERRY_VERSION, d.threads,
                d.remotes.size(), d.cfg.socket, d.cfg.state_dir);
   // The state is open and the socket listens: ready. Unfinished jobs resume right after.
+  if (!d.cfg.metrics.listen.empty()) {
+    if (auto m = d.metrics_http.start(d.cfg.metrics.listen, d.cfg.metrics.allow_remote); !m) {
+      spdlog::critical("{}", m.error());
+      return 1;
+    }
+  }
   sd_notify(0, "READY=1");
   asio::co_spawn(d.io, notify_systemd(d.jobs), asio::detached);
   // Jobs a crash or a stop interrupted carry on without being asked.

@@ -26,10 +26,11 @@ using control::call_error;
 std::atomic<bool> interrupted{false};
 extern "C" void on_sigint(int) { interrupted.store(true); }
 
-// How often --wait asks for the job, and how often it prints when stderr is not a terminal.
-constexpr auto poll_interval = std::chrono::milliseconds(300);
+// How often ferryd sends --wait and watch an event, how long one may be late, and how often a line
+// is printed when stderr is not a terminal.
+constexpr auto event_interval = std::chrono::milliseconds(500);
+constexpr auto event_grace = std::chrono::seconds(30);
 constexpr auto log_interval = std::chrono::seconds(5);
-constexpr auto rate_window = std::chrono::seconds(5);
 
 int report(const call_error& e) {
   std::fprintf(stderr, "ferryctl: %s\n", printable(e.message).c_str());
@@ -141,28 +142,13 @@ std::string detail_cell(const proto::job& j) {
   return s;
 }
 
-// Smoothed transfer rate over the last few seconds of samples.
-class rate_meter {
- public:
-  void add(steady::time_point t, std::uint64_t bytes_done) {
-    samples_.emplace_back(t, bytes_done);
-    while (samples_.size() > 2 && t - samples_.front().first > rate_window) samples_.pop_front();
-  }
-  std::optional<double> bytes_per_second() const {
-    if (samples_.size() < 2) return std::nullopt;
-    const auto span = std::chrono::duration<double>(samples_.back().first - samples_.front().first).count();
-    if (span < 0.5 || samples_.back().second < samples_.front().second) return std::nullopt;
-    return static_cast<double>(samples_.back().second - samples_.front().second) / span;
-  }
-
- private:
-  std::deque<std::pair<steady::time_point, std::uint64_t>> samples_;
-};
-
-std::string progress_line(const proto::job& j, const rate_meter& m) {
+// "j-000001 running  12/40 objects  1.2 GiB/3.0 GiB  45.1 MiB/s  ETA 41s"
+std::string progress_line(const proto::job_event& e) {
+  const auto& j = e.job;
   std::string s =
       fmt::format("{} {}  {} objects  {}", printable(j.id), proto::to_string(j.state), objects_cell(j), bytes_cell(j));
-  if (auto r = m.bytes_per_second()) s += "  " + rate(*r);
+  if (e.rate_bps > 0) s += "  " + rate(static_cast<double>(e.rate_bps));
+  if (e.eta_seconds) s += "  ETA " + duration(std::chrono::seconds(*e.eta_seconds));
   return s;
 }
 
@@ -170,17 +156,6 @@ std::size_t terminal_columns() {
   winsize ws{};
   if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
   return 80;
-}
-
-// Waits up to `d`, returning early (false) on Ctrl-C.
-bool pause(std::chrono::milliseconds d) {
-  const auto end = steady::now() + d;
-  while (!interrupted.load()) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - steady::now()).count();
-    if (left <= 0) return true;
-    ::poll(nullptr, 0, static_cast<int>(left));  // EINTR on SIGINT
-  }
-  return false;
 }
 
 void print_failures(const proto::job& j) {
@@ -235,7 +210,10 @@ void print_summary(const proto::job& j) {
   if (!wait_ok(j)) print_failures(j);
 }
 
-int wait_for(control::client& c, const globals& g, proto::job j, std::string json, bool dry_run) {
+// --wait and `watch`: follows the job through job.events, drawing a live line on a terminal and a
+// plain line every few seconds otherwise (or, for `watch --json`, every event as a JSON line).
+// `follow` (watch): until the job ends or pauses; otherwise until wait_done().
+int wait_for(control::client& c, const globals& g, proto::job j, std::string json, bool dry_run, bool follow) {
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
@@ -243,51 +221,68 @@ int wait_for(control::client& c, const globals& g, proto::job j, std::string jso
   ::sigaction(SIGINT, &sa, nullptr);
 
   const bool tty = ::isatty(STDERR_FILENO) == 1;
-  rate_meter meter;
+  const bool json_events = follow && g.json;
+  bool printed_events = false;
   bool line_shown = false;
   auto last_log = steady::now();
   auto clear_line = [&] {
     if (line_shown) std::fputs("\r\033[K", stderr);
     line_shown = false;
   };
+  auto ended = [&](const proto::job& x) {
+    return follow ? (proto::is_terminal(x.state) || x.state == proto::job_state::paused) : wait_done(x);
+  };
 
-  for (;;) {
+  if (!ended(j)) {
+    proto::job_events_params p{j.id, static_cast<std::uint64_t>(event_interval.count())};
+    auto sub = c.call(proto::method::job_events, proto::to_json(p));
+    if (!sub) return report(sub.error());
+    auto first = proto::parse_job(*sub);
+    if (!first) return report_malformed(first.error());
+    j = std::move(*first);
+    json = std::move(*sub);
+  }
+  while (!ended(j)) {
+    auto n = c.next_notification(proto::notification::job_event, event_interval + event_grace);
+    if (!n) {
+      clear_line();
+      if (n.error().what == call_error::kind::interrupted) break;
+      return report(n.error());
+    }
+    auto e = proto::parse_job_event(*n);
+    if (!e) {
+      clear_line();
+      return report_malformed(e.error());
+    }
+    j = e->job;
+    json = proto::to_json(e->job);
     const auto now = steady::now();
-    meter.add(now, j.bytes.done);
-    if (wait_done(j)) break;
-    if (tty) {
-      std::string line = progress_line(j, meter);
+    if (json_events) {
+      printed_events = true;
+      print_json_line(*n);
+      std::fflush(stdout);
+    } else if (tty) {
+      std::string line = progress_line(*e);
       const std::size_t cols = terminal_columns();
       if (line.size() >= cols) line.resize(cols - 1);
       std::fprintf(stderr, "\r\033[K%s", line.c_str());
       std::fflush(stderr);
       line_shown = true;
     } else if (now - last_log >= log_interval) {
-      std::fprintf(stderr, "%s\n", progress_line(j, meter).c_str());
+      std::fprintf(stderr, "%s\n", progress_line(*e).c_str());
       last_log = now;
     }
-    if (!pause(poll_interval)) break;
-    auto r = c.call(proto::method::job_get, proto::to_json(proto::job_get_params{j.id}));
-    if (!r) {
-      clear_line();
-      if (r.error().what == call_error::kind::interrupted) break;
-      return report(r.error());
-    }
-    auto parsed = proto::parse_job(*r);
-    if (!parsed) {
-      clear_line();
-      return report_malformed(parsed.error());
-    }
-    j = std::move(*parsed);
-    json = std::move(*r);
+    if (e->final) break;
   }
   clear_line();
-  if (!wait_done(j)) {
+  if (!ended(j)) {
     std::fprintf(stderr, "ferryctl: stopped waiting; job %s continues in ferryd (ferryctl status %s)\n",
                  printable(j.id).c_str(), printable(j.id).c_str());
     return exit_interrupted;
   }
-  if (g.json) {
+  if (json_events && printed_events) {
+    // Every event went out already; the last one holds the final job.
+  } else if (g.json) {
     print_json_line(json);
     if (!wait_ok(j)) print_failures(j);
   } else if (dry_run) {
@@ -295,6 +290,7 @@ int wait_for(control::client& c, const globals& g, proto::job j, std::string jso
   } else {
     print_summary(j);
   }
+  if (follow && !proto::is_terminal(j.state)) return j.objects.failed > 0 || j.error ? exit_failed : exit_ok;
   return wait_ok(j) ? exit_ok : exit_failed;
 }
 
@@ -314,7 +310,7 @@ int run_create(const globals& g, const create_options& o) {
   if (!r) return report(r.error());
   auto j = proto::parse_job(*r);
   if (!j) return report_malformed(j.error());
-  if (waits(o)) return wait_for(*c, g, std::move(*j), std::move(*r), o.dry_run);
+  if (waits(o)) return wait_for(*c, g, std::move(*j), std::move(*r), o.dry_run, false);
   if (g.json)
     print_json_line(*r);
   else
@@ -603,6 +599,31 @@ int run_reload(const globals& g) {
   auto s = proto::parse_daemon_reload_result(*r);
   if (!s) return report_malformed(s.error());
   std::printf("reloaded: %s\n", printable(s->summary).c_str());
+  return exit_ok;
+}
+
+int run_watch(const globals& g, const std::string& id) {
+  auto c = connect(g);
+  if (!c) return report(c.error());
+  auto r = c->call(proto::method::job_get, proto::to_json(proto::job_get_params{id}));
+  if (!r) return report(r.error());
+  auto j = proto::parse_job(*r);
+  if (!j) return report_malformed(j.error());
+  return wait_for(*c, g, std::move(*j), std::move(*r), false, true);
+}
+
+int run_metrics(const globals& g) {
+  auto c = connect(g);
+  if (!c) return report(c.error());
+  auto r = c->call(proto::method::daemon_metrics, proto::to_json(proto::daemon_status_params{}));
+  if (!r) return report(r.error());
+  if (g.json) {
+    print_json_line(*r);
+    return exit_ok;
+  }
+  auto m = proto::parse_daemon_metrics_result(*r);
+  if (!m) return report_malformed(m.error());
+  std::fwrite(m->text.data(), 1, m->text.size(), stdout);
   return exit_ok;
 }
 

@@ -29,6 +29,8 @@ int run_resume(const globals& g, const std::string& id);
 int run_delete(const globals& g, const std::string& id);
 int run_remotes(const globals& g);
 int run_reload(const globals& g);
+int run_watch(const globals& g, const std::string& id);
+int run_metrics(const globals& g);
 int run_remote_test(const globals& g, const std::string& name, const std::optional<std::string>& bucket);
 
 }  // namespace ferry::ctl

@@ -48,6 +48,11 @@ int main(int argc, char** argv) {
   auto* rep = app.add_subcommand("report", "a job's integrity records: what was verified, how, and what was not");
   rep->add_option("JOB", report_job, "a job id")->required();
 
+  std::string watch_job;
+  auto* wat = app.add_subcommand("watch", "follow a job's progress live until it ends (Ctrl-C stops watching only)");
+  wat->add_option("JOB", watch_job, "a job id")->required();
+  app.add_subcommand("metrics", "ferryd's metrics in the Prometheus text format");
+
   std::string cancel_job;
   auto* can = app.add_subcommand("cancel", "cancel a job (its transfers stop; a finished job is left as it is)");
   can->add_option("JOB", cancel_job, "a job id")->required();
@@ -83,6 +88,8 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("jobs")) return ctl::run_jobs(g);
   if (s->parsed()) return status_job.empty() ? ctl::run_daemon_status(g) : ctl::run_job_status(g, status_job);
   if (rep->parsed()) return ctl::run_report(g, report_job);
+  if (wat->parsed()) return ctl::run_watch(g, watch_job);
+  if (app.got_subcommand("metrics")) return ctl::run_metrics(g);
   if (can->parsed()) return ctl::run_cancel(g, cancel_job);
   if (pau->parsed()) return ctl::run_pause(g, pause_job);
   if (res->parsed()) return ctl::run_resume(g, resume_job);

@@ -190,4 +190,26 @@ call_result<std::string> client::call(std::string_view method, std::string_view 
   return std::move(*resp->outcome);
 }
 
+call_result<std::string> client::next_notification(std::string_view method, std::chrono::milliseconds timeout) {
+  auto& s = *impl_;
+  using k = call_error::kind;
+  if (s.fd < 0) return call_error{k::transport, 0, "not connected to ferryd (the connection failed earlier)"};
+  const auto deadline = clock::now() + timeout;
+  for (;;) {
+    std::string line;
+    if (const int e = s.read_line(line, deadline)) {
+      if (e == EINTR) return s.fail(k::interrupted, "interrupted");
+      if (e == ETIMEDOUT)
+        return s.fail(k::transport,
+                      "no event from ferryd at " + s.path + " for " + std::to_string(timeout.count()) + " ms");
+      return s.fail(k::transport, "lost connection to ferryd at " + s.path + " while waiting for events: " +
+                                      (e == ECONNRESET ? std::string("ferryd closed the connection")
+                                                       : std::string(std::strerror(e))));
+    }
+    auto n = proto::parse_request(line);  // a notification is a request without an id
+    if (!n) return s.fail(k::transport, "malformed event from ferryd: " + n.error().err.message);
+    if (n->is_notification() && n->method == method) return std::move(n->params);
+  }
+}
+
 }  // namespace ferry::control

@@ -48,6 +48,10 @@ class client {
   // error the connection is closed and every later call fails.
   call_result<std::string> call(std::string_view method, std::string_view params_json);
 
+  // After a call that subscribed (job.events): waits up to `timeout` for the next notification of
+  // `method` and returns its params as JSON text. Lines of other kinds are skipped.
+  call_result<std::string> next_notification(std::string_view method, std::chrono::milliseconds timeout);
+
  private:
   client();
   struct impl;

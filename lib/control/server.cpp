@@ -169,6 +169,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
   stream_protocol::acceptor acceptor;
   server_config cfg;
   std::unordered_map<std::string, handler> handlers;  // fixed once started
+  std::unordered_map<std::string, subscribe_handler> subscriptions;
   authorizer authorize = default_authorizer();
   std::atomic<bool> started{false};
   dev_t sock_dev = 0;
@@ -197,7 +198,13 @@ struct server::impl : std::enable_shared_from_this<impl> {
 
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> run_connection(std::shared_ptr<connection> c, std::optional<proto::error> refuse);
-  asio::awaitable<std::string> dispatch(connection& c, std::string_view line);
+  // The reply line ("" for a notification) and, for a subscribing method, its events.
+  struct dispatched {
+    std::string reply;
+    std::optional<subscription> events;
+  };
+  asio::awaitable<dispatched> dispatch(connection& c, std::string_view line);
+  asio::awaitable<bool> run_subscription(connection& c, subscription& s);
   asio::awaitable<bool> write(connection& c, std::string_view data);
   asio::awaitable<void> linger_close(connection& c);
   void close_acceptor();
@@ -213,6 +220,11 @@ server::~server() { stop(); }
 void server::add_method(std::string_view method, handler h) {
   if (impl_->started) throw std::logic_error("control::server::add_method after start()");
   impl_->handlers[std::string(method)] = std::move(h);
+}
+
+void server::add_subscription(std::string_view method, subscribe_handler h) {
+  if (impl_->started) throw std::logic_error("control::server::add_subscription after start()");
+  impl_->subscriptions[std::string(method)] = std::move(h);
 }
 
 void server::set_authorizer(authorizer a) {
@@ -423,20 +435,32 @@ asio::awaitable<void> server::impl::linger_close(connection& c) {
   }
 }
 
-asio::awaitable<std::string> server::impl::dispatch(connection& c, std::string_view line) {
+asio::awaitable<server::impl::dispatched> server::impl::dispatch(connection& c, std::string_view line) {
   auto parsed = proto::parse_request(line);
   if (!parsed) {
     spdlog::debug("control: connection {}: bad request: {}", c.id, parsed.error().err.message);
-    co_return proto::error_line(parsed.error().id, parsed.error().err);
+    co_return dispatched{proto::error_line(parsed.error().id, parsed.error().err), {}};
   }
   const proto::request& req = *parsed;
   handler_result r = proto::error{};
+  std::optional<subscription> events;
   auto it = handlers.find(req.method);
-  if (it == handlers.end()) {
+  auto sub = subscriptions.find(req.method);
+  if (it == handlers.end() && sub == subscriptions.end()) {
     r = proto::error{proto::code::method_not_found, "method not found: " + req.method};
   } else {
+    // A subscription's start is an ordinary handler: its events are awaited later, one by one.
+    handler h = it != handlers.end() ? it->second : handler{};
+    if (!h) {
+      h = [&sub, &events](const proto::request& q) -> asio::awaitable<handler_result> {
+        auto s = co_await sub->second(q);
+        if (!s) co_return s.error();
+        events = std::move(s->events);
+        co_return std::move(s->result);
+      };
+    }
     c.handler_timer.expires_after(cfg.handler_timeout);
-    auto out = co_await (guarded(it->second, req) || c.handler_timer.async_wait(use_tuple));
+    auto out = co_await (guarded(h, req) || c.handler_timer.async_wait(use_tuple));
     if (out.index() == 0) {
       r = std::move(std::get<0>(out));
       if (r && r->empty()) {
@@ -450,8 +474,27 @@ asio::awaitable<std::string> server::impl::dispatch(connection& c, std::string_v
       r = proto::error{proto::code::internal_error, "internal error: " + req.method + " timed out"};
     }
   }
-  if (req.is_notification()) co_return std::string{};
-  co_return r ? proto::result_line(*req.id, *r) : proto::error_line(*req.id, r.error());
+  if (!r || !events || !events->next) events.reset();
+  // A subscription needs someone to send its events to.
+  if (req.is_notification()) co_return dispatched{};
+  co_return dispatched{r ? proto::result_line(*req.id, *r) : proto::error_line(*req.id, r.error()), std::move(events)};
+}
+
+asio::awaitable<bool> server::impl::run_subscription(connection& c, subscription& s) {
+  // Waiting for an event counts as reading: stop() may end it at once (it cancels `timer`).
+  for (;;) {
+    if (c.stopping) co_return true;
+    c.reading = true;
+    c.timer.expires_at(asio::steady_timer::time_point::max());
+    auto r = co_await (s.next() || c.socket.async_wait(stream_protocol::socket::wait_read, use_tuple) ||
+                       c.timer.async_wait(use_tuple));
+    c.reading = false;
+    // The client spoke (a request, or EOF): the subscription is over; the request loop takes it from here.
+    if (r.index() != 0) co_return true;
+    auto& params = std::get<0>(r);
+    if (!params) co_return true;
+    if (!co_await write(c, proto::notification_line(s.method, *params))) co_return false;
+  }
 }
 
 asio::awaitable<void> server::impl::run_connection(std::shared_ptr<connection> c, std::optional<proto::error> refuse) {
@@ -512,10 +555,12 @@ asio::awaitable<void> server::impl::run_connection(std::shared_ptr<connection> c
       if (ec) break;  // EOF or a reset: the client is gone
       std::string_view line(buf.data(), n - 1);
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      std::string reply;
-      if (line.find_first_not_of(" \t") != std::string_view::npos) reply = co_await dispatch(*c, line);
+      dispatched d;
+      if (line.find_first_not_of(" \t") != std::string_view::npos) d = co_await dispatch(*c, line);
       buf.erase(0, n);
-      if (!reply.empty() && !co_await write(*c, reply)) break;
+      if (!d.reply.empty() && !co_await write(*c, d.reply)) break;
+      // Requests the client sent right behind this one end the subscription before it starts.
+      if (d.events && buf.empty() && !co_await run_subscription(*c, *d.events)) break;
     }
   }
   error_code ec;

@@ -49,6 +49,23 @@ using handler_result = proto::result<std::string>;
 // Exceptions become internal_error. The request outlives the returned awaitable.
 using handler = std::function<asio::awaitable<handler_result>(const proto::request&)>;
 
+// A subscription's events: each call of `next` waits for the next notification and returns its
+// params as JSON text, or nullopt when there are no more. It is cancelled (through the coroutine's
+// cancellation slot) when the client closes the connection, sends another request, or the server
+// stops; it must not wait without a bound of its own.
+struct subscription {
+  std::string method;  // the notifications' method, e.g. "job.event"
+  std::function<asio::awaitable<std::optional<std::string>>()> next;
+};
+
+// A subscribing method's answer: the reply's result JSON and the events that follow it on the
+// same connection; or an error (then nothing follows).
+struct subscribed {
+  std::string result;
+  subscription events;
+};
+using subscribe_handler = std::function<asio::awaitable<proto::result<subscribed>>(const proto::request&)>;
+
 struct server_config {
   std::string socket_path = "/run/ferry/ferryd.sock";
   unsigned socket_mode = 0660;                               // the socket file
@@ -78,6 +95,9 @@ class server {
 
   // Registers (or replaces) the handler of `method`. Only before start().
   void add_method(std::string_view method, handler h);
+  // Registers a method whose reply is followed by notifications (a subscription). While one runs,
+  // its connection carries only its events; a request line from the client ends it. Only before start().
+  void add_subscription(std::string_view method, subscribe_handler h);
   // Replaces default_authorizer(). Only before start().
   void set_authorizer(authorizer a);
 

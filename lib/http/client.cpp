@@ -738,4 +738,21 @@ std::shared_ptr<pool> client::pool_for(const origin& o) {
   return p;
 }
 
+pool_stats client::stats() const {
+  std::vector<std::shared_ptr<pool>> all;
+  {
+    std::lock_guard lk(state_->m);
+    for (const auto& [k, p] : state_->pools) all.push_back(p);
+  }
+  pool_stats sum;
+  for (const auto& p : all) {
+    const auto s = p->stats();
+    sum.open += s.open;
+    sum.idle += s.idle;
+    sum.created += s.created;
+    sum.reused += s.reused;
+  }
+  return sum;
+}
+
 }  // namespace ferry::http

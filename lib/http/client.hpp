@@ -158,6 +158,8 @@ class client {
  public:
   client(asio::any_io_executor ex, pool_config cfg);
   std::shared_ptr<pool> pool_for(const origin& o);
+  // Every pool's counters added up.
+  pool_stats stats() const;
 
  private:
   struct state;

@@ -6,6 +6,8 @@
 #include "util/hash.hpp"
 
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -113,7 +115,17 @@ client::client(std::shared_ptr<http::client> http, remote_config cfg, credential
   if (o) origin_ = *o;  // the daemon validates endpoints at config load; a bad one fails every call
 }
 
+std::size_t failure_reason_of(const error& e) {
+  if (is_throttling(e)) return 0;
+  if (e.http_status >= 500) return 1;
+  if (is_timeout(e)) return 2;
+  if (e.http_status == 0 && e.transport) return 3;
+  return 4;
+}
+
 asio::awaitable<result<http::response>> client::execute(call& c) {
+  const auto op_index =
+      static_cast<std::size_t>(std::find(operations.begin(), operations.end(), c.op) - operations.begin());
   if (origin_.host.empty())
     co_return local_error("InvalidEndpoint", "remote " + cfg_.name + ": cannot parse endpoint '" + cfg_.endpoint + "'");
 
@@ -174,7 +186,9 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
     ++stats_.requests;
 
     error err;
+    const auto sent = std::chrono::steady_clock::now();
     auto resp = co_await pool->send(std::move(req));
+    if (op_index < stats_.latency.size()) stats_.latency[op_index].observe(std::chrono::steady_clock::now() - sent);
     if (!resp) {
       err = transport_error(resp.error(), c.op + " " + c.bucket + "/" + c.key);
     } else if (resp->status() >= 200 && resp->status() < 300) {
@@ -190,6 +204,8 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
                               header_or_empty(resp->headers(), "Date"));
     }
     if (is_throttling(err)) ++stats_.throttled;
+    const auto reason = failure_reason_of(err);
+    ++stats_.errors_by_reason[reason];
     if (is_clock_skew(err) && !err.server_date.empty()) {
       // Re-signing with the server's clock is what makes the retry succeed.
       if (auto off = clock_offset_from_date(err.server_date, clock_())) clock_offset_ms_.store(off->count());
@@ -202,6 +218,7 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
       co_return err;
     }
     ++stats_.retries;
+    ++stats_.retries_by_reason[reason];
     auto delay = decision.delay;
     spdlog::debug("s3 {} {}/{}: {}; retry {} in {} ms", c.op, c.bucket, c.key, err.to_string(), attempt, delay.count());
     asio::steady_timer timer(ex, delay);

@@ -7,9 +7,11 @@
 #include "s3/error.hpp"
 #include "s3/retry.hpp"
 #include "s3/types.hpp"
+#include "util/metrics.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -85,9 +87,36 @@ struct object_stream {
   asio::awaitable<http::result<std::size_t>> read_some(std::span<char> buf) { return response.read_some(buf); }
 };
 
+// The S3 operations the client sends, in the order of client_stats::latency.
+inline constexpr std::array<std::string_view, 16> operations{"ListObjectsV2",
+                                                             "HeadObject",
+                                                             "GetObject",
+                                                             "PutObject",
+                                                             "CopyObject",
+                                                             "CreateMultipartUpload",
+                                                             "UploadPart",
+                                                             "UploadPartCopy",
+                                                             "CompleteMultipartUpload",
+                                                             "AbortMultipartUpload",
+                                                             "ListParts",
+                                                             "ListMultipartUploads",
+                                                             "DeleteObjects",
+                                                             "DeleteObject",
+                                                             "CreateBucket",
+                                                             "HeadBucket"};
+// Why a request failed, in the order of client_stats' per-reason counters.
+inline constexpr std::array<std::string_view, 5> failure_reasons{"throttle", "server_error", "timeout", "reset",
+                                                                 "other"};
+// The index in failure_reasons of a failure: throttling (503 SlowDown, 429...), another 5xx, a
+// timeout, a reset or broken connection, anything else.
+std::size_t failure_reason_of(const error& e);
+
 // Counters for metrics and tests.
 struct client_stats {
   std::atomic<std::uint64_t> requests{0}, retries{0}, throttled{0};
+  std::array<util::latency_histogram, operations.size()> latency;  // request sent -> response head
+  std::array<std::atomic<std::uint64_t>, failure_reasons.size()> errors_by_reason{};
+  std::array<std::atomic<std::uint64_t>, failure_reasons.size()> retries_by_reason{};
 };
 
 class client {
@@ -100,6 +129,7 @@ class client {
 
   const remote_config& config() const { return cfg_; }
   const client_stats& stats() const { return stats_; }
+  const http::client& http() const { return *http_; }
   const s3::credentials& creds() const { return creds_; }
 
   asio::awaitable<result<list_page>> list_objects_v2(std::string_view bucket, const list_params& p);

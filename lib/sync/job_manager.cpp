@@ -99,10 +99,11 @@ struct job_manager::job {
   void object_failed(std::string key, std::string error) {
     std::lock_guard lock(mu);
     ++snap.objects_failed;
+    ++snap.lifetime.failed;
     if (snap.failures.size() < cfg.max_reported_failures) snap.failures.push_back({std::move(key), std::move(error)});
   }
-  state::job_record record() const {
-    const auto s = snapshot();
+  state::job_record record() const { return record_of(snapshot()); }
+  static state::job_record record_of(const job_snapshot& s) {
     state::job_record r;
     r.id = s.id;
     r.name = s.name;
@@ -175,6 +176,13 @@ asio::awaitable<void> copy_one(job& j, store::object_info obj) {
   ctx.journal = j.journal.get();
   ctx.cancelled = &j.cancelled;
   ctx.stopping = &j.stopping;
+  j.update([](job_snapshot& s) { ++s.in_flight; });
+  struct in_flight_guard {
+    job& j;
+    ~in_flight_guard() {
+      j.update([](job_snapshot& s) { --s.in_flight; });
+    }
+  } guard{j};
   for (int attempt = 1;; ++attempt) {
     if (attempt > 1) {
       // The source may have changed (that is often why the last attempt failed): copy what is
@@ -199,7 +207,9 @@ asio::awaitable<void> copy_one(job& j, store::object_info obj) {
                   transfer::to_string(out.record.result), out.server_side ? "server-side" : "streamed", out.record.size,
                   out.record.md5, out.record.method, out.record.error.empty() ? "" : ": ", out.record.error);
     const bool last = out.verified() || !out.retryable || attempt >= j.cfg.object_attempts || j.cancelled.load();
+    if (out.record.result == transfer::verdict::mismatch) j.update([](job_snapshot& s) { ++s.lifetime.mismatch; });
     if (!last) {
+      j.update([](job_snapshot& s) { ++s.lifetime.object_retries; });
       // Each request was already retried with backoff; this retries the whole object (a
       // mismatch, a source cut mid-stream, a source that changed), so a short pause is enough.
       asio::steady_timer pause(ex, std::chrono::milliseconds(250 * attempt));
@@ -212,6 +222,8 @@ asio::awaitable<void> copy_one(job& j, store::object_info obj) {
       j.update([&](job_snapshot& s) {
         ++s.objects_done;
         s.bytes_done += out.record.size;
+        ++s.lifetime.copied;
+        s.lifetime.bytes += out.record.size;
         if (out.server_side)
           ++s.server_side;
         else
@@ -386,6 +398,7 @@ asio::awaitable<pass_outcome> run_pass(job& j, bool full) {
         s.plan.unchanged_bytes += p.src->size;
         ++s.objects_done;
         ++s.objects_skipped;
+        ++s.lifetime.skipped;
         s.bytes_done += p.src->size;
       } else {
         ++s.plan.copy_objects;
@@ -426,14 +439,21 @@ asio::awaitable<pass_outcome> run_pass(job& j, bool full) {
 }
 
 asio::awaitable<void> finish(job& j, job_state st, std::string error) {
-  j.update([&](job_snapshot& s) {
+  const auto finished = clock::now();
+  auto ended = [&](job_snapshot& s) {
     s.state = st;
-    s.error = std::move(error);
-    s.finished_at = clock::now();
+    s.error = error;
+    s.finished_at = finished;
     s.next_pass_at.reset();
-  });
+  };
   j.sched->cancel(j.slot);
-  co_await save(j, state::durability::fsync);
+  // On disk before anyone is told: a job reported ended is never found running after a crash.
+  auto view = j.snapshot();
+  ended(view);
+  auto rec = job::record_of(view);
+  auto saved = co_await j.db->put_job(std::move(rec), state::durability::fsync);
+  if (!saved) spdlog::error("job {}: saving its state: {}", view.id, saved.error().message);
+  j.update(ended);
   const auto s = j.snapshot();
   spdlog::info(
       "job {} {}: {} of {} objects done ({} unchanged, {} server-side, {} streamed), {} failed, {} deleted{}{}", s.id,

@@ -84,6 +84,16 @@ struct job_snapshot {
   std::optional<std::chrono::system_clock::time_point> last_pass_at, next_pass_at;
   std::string error;                     // job-level failure (listing failed, unknown remote...)
   std::vector<object_failure> failures;  // the first engine_config::max_reported_failures
+  // Since this ferryd started, over all passes (metrics: counters never go back).
+  struct lifetime_counts {
+    std::uint64_t copied = 0;    // copied and verified
+    std::uint64_t skipped = 0;   // found identical
+    std::uint64_t failed = 0;    // gave up on
+    std::uint64_t mismatch = 0;  // verification found different bytes (then retried or failed)
+    std::uint64_t bytes = 0;     // bytes of the objects copied
+    std::uint64_t object_retries = 0;
+  } lifetime;
+  std::uint64_t in_flight = 0;  // objects being copied now
 };
 
 struct job_request {

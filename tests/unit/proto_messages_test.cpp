@@ -74,7 +74,7 @@ TEST(ProtoMessages, JobWireFormatIsAsDocumented) {
             R"("copy_mode":"auto","copy":{"server_side":0,"streamed":0,"fallbacks":0},"priority":10,)"
             R"("options":{"delete":false,"max_delete":null,"force":false,"include":[],"exclude":[],)"
             R"("min_size":null,"max_size":null,"min_age":null,"max_age":null,"checksum":false,"size_only":false,)"
-            R"("dry_run":false,"interval":null},)"
+            R"("dry_run":false,"interval":null,"bwlimit":null,"concurrency":null,"part_size":null},)"
             R"("plan":{"copy":{"objects":0,"bytes":0},"delete":{"objects":0,"bytes":0},)"
             R"("unchanged":{"objects":0,"bytes":0}},"deleted":0,"delete_refused":null,"passes":0,)"
             R"("last_pass_at":null,"next_pass_at":null,"error":null,"failures":[]})");
@@ -524,6 +524,71 @@ TEST(ProtoTime, RejectsMalformedTimestamps) {
        {"", "2024-02-30T00:00:00Z", "2024-02-29T24:00:00Z", "2024-02-29T23:59:58", "2024-02-29T23:59:58Zjunk",
         "2024-02-29 23:59", "2024-02-29T23:59:58.Z", "2024-02-29T23:59:58+1:00", "24-02-29T23:59:58Z"})
     EXPECT_FALSE(proto::parse_rfc3339(s)) << s;
+}
+
+}  // namespace
+
+namespace {
+
+TEST(ProtoMessages, JobEventsParamsHaveBoundsAndADefaultInterval) {
+  auto p = proto::parse_job_events_params(R"({"id":"j-000001"})");
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->interval_ms, proto::default_event_interval_ms);
+  EXPECT_EQ(proto::parse_job_events_params(proto::to_json(proto::job_events_params{"j-2", 250})).value(),
+            (proto::job_events_params{"j-2", 250}));
+  for (const char* bad : {R"({"id":"j-1","interval_ms":99})", R"({"id":"j-1","interval_ms":60001})", R"({"id":""})",
+                          R"({"id":"j-1","follow":true})", R"({"interval_ms":500})"}) {
+    auto r = proto::parse_job_events_params(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, proto::code::invalid_params) << bad;
+  }
+}
+
+TEST(ProtoMessages, AJobEventRoundTripsWithAndWithoutAnEta) {
+  proto::job_event e;
+  e.job.id = "j-000009";
+  e.job.kind = "sync";
+  e.job.state = proto::job_state::running;
+  e.job.bytes = {1000, 400};
+  e.rate_bps = 200;
+  e.eta_seconds = 3;
+  EXPECT_EQ(proto::parse_job_event(proto::to_json(e)).value(), e);
+  e.eta_seconds.reset();
+  e.final = true;
+  const auto json = proto::to_json(e);
+  EXPECT_EQ(json.find("eta_seconds\":3"), std::string::npos);
+  EXPECT_EQ(proto::parse_job_event(json).value(), e);
+}
+
+TEST(ProtoMessages, LimitsMessagesRoundTripAndSetNeedsABwlimit) {
+  proto::limits_result l;
+  l.global = {"global", "Mon-08:00,512K 19:00,10M", 524288, 524288, 1000, 2000};
+  l.jobs.push_back({"j-000001", "1M:off", 1048576, 0, 0, 0});
+  EXPECT_EQ(proto::parse_limits_result(proto::to_json(l)).value(), l);
+  auto s = proto::parse_limits_set_params(R"({"job":"j-000001","bwlimit":"10M"})");
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->job, "j-000001");
+  EXPECT_EQ(proto::parse_limits_set_params(R"({"bwlimit":"off"})").value().job, std::nullopt);
+  EXPECT_FALSE(proto::parse_limits_set_params(R"({"job":"j-1"})"));
+  EXPECT_FALSE(proto::parse_limits_set_params(R"({"bwlimit":""})"));
+  EXPECT_FALSE(proto::parse_limits_set_params(R"({"bwlimit":"1M","scope":"x"})"));
+}
+
+TEST(ProtoMessages, FixedConcurrencyAndPartSizeAreCheckedAgainstS3Limits) {
+  auto ok = proto::parse_job_create_params(
+      R"({"kind":"copy","source":"a:b","destination":"c:d","bwlimit":"10M","concurrency":8,"part_size":16777216})");
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->options.bwlimit, "10M");
+  EXPECT_EQ(ok->options.concurrency, 8u);
+  EXPECT_EQ(ok->options.part_size, 16u << 20);
+  EXPECT_EQ(proto::parse_job_create_params(proto::to_json(*ok)).value(), *ok);
+  for (const char* bad : {R"({"kind":"copy","source":"a:b","destination":"c:d","concurrency":0})",
+                          R"({"kind":"copy","source":"a:b","destination":"c:d","part_size":1048576})",
+                          R"({"kind":"copy","source":"a:b","destination":"c:d","part_size":6000000000})"}) {
+    auto r = proto::parse_job_create_params(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("must be between"), std::string::npos) << r.error().message;
+  }
 }
 
 }  // namespace
