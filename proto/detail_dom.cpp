@@ -187,6 +187,20 @@ std::optional<std::int64_t> field_reader::optional_int64(std::string_view key) {
   return ok() ? std::optional(v) : std::nullopt;
 }
 
+std::optional<double> field_reader::optional_double(std::string_view key) {
+  if (!has(key)) return std::nullopt;
+  dom::element e;
+  if (!get(key, e)) return std::nullopt;
+  double d = 0;
+  std::int64_t i = 0;
+  std::uint64_t u = 0;
+  if (e.get_double().get(d) == simdjson::SUCCESS) return d;
+  if (e.get_int64().get(i) == simdjson::SUCCESS) return static_cast<double>(i);
+  if (e.get_uint64().get(u) == simdjson::SUCCESS) return static_cast<double>(u);
+  expected(key, "a number", e);
+  return std::nullopt;
+}
+
 std::optional<bool> field_reader::optional_bool(std::string_view key) {
   if (!has(key)) return std::nullopt;
   const bool v = boolean(key);

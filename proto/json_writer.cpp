@@ -1,5 +1,7 @@
 #include "proto/json_writer.hpp"
 
+#include <cmath>
+
 #include <charconv>
 #include <cstdint>
 
@@ -180,6 +182,17 @@ json_writer& json_writer::int_value(std::int64_t v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   (void)ec;  // 24 bytes always suffice for an int64
+  out_.append(buf, end);
+  need_comma_ = true;
+  return *this;
+}
+
+json_writer& json_writer::value(double v) {
+  if (!std::isfinite(v)) return null();
+  separate();
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;
   out_.append(buf, end);
   need_comma_ = true;
   return *this;

@@ -32,6 +32,8 @@ class json_writer {
   json_writer& value(bool b);
   json_writer& value(std::signed_integral auto v) { return int_value(static_cast<std::int64_t>(v)); }
   json_writer& value(std::unsigned_integral auto v) { return uint_value(static_cast<std::uint64_t>(v)); }
+  // A finite number in its shortest round-trip form; NaN and infinities (not JSON) become null.
+  json_writer& value(double v);
   json_writer& null();
   // A value that is already JSON text, e.g. a handler's serialised result. Must be one complete
   // JSON value produced by this writer (never text received from outside).

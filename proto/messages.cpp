@@ -295,6 +295,9 @@ void write_plan_counts(json_writer& w, std::string_view key, const plan_counts& 
 
 }  // namespace
 
+void write_limit(json_writer& w, const limit_info& l);
+limit_info read_limit(field_reader& r);
+
 // --- writers ---
 
 void write_json(json_writer& w, const job_create_params& v) {
@@ -417,7 +420,28 @@ void write_json(json_writer& w, const daemon_status& v) {
       .key("remotes")
       .begin_array();
   for (const auto& r : v.remotes) w.value(r);
-  w.end_array().end_object();
+  w.end_array().key("paths").begin_array();
+  for (const auto& p : v.paths) {
+    w.begin_object().member("remote", p.remote).member("quality", p.quality);
+    if (p.min_rtt_ms)
+      w.member("min_rtt_ms", *p.min_rtt_ms);
+    else
+      w.key("min_rtt_ms").null();
+    if (p.srtt_ms)
+      w.member("srtt_ms", *p.srtt_ms);
+    else
+      w.key("srtt_ms").null();
+    w.member("throughput_bps", p.throughput_bps)
+        .member("error_rate", p.error_rate)
+        .member("throttle_rate", p.throttle_rate)
+        .member("concurrency_limit", p.concurrency_limit)
+        .member("in_flight", p.in_flight)
+        .member("part_size", p.part_size)
+        .end_object();
+  }
+  w.end_array().key("bandwidth");
+  write_limit(w, v.bandwidth);
+  w.end_object();
 }
 
 // --- params parsers (strict) ---
@@ -637,6 +661,27 @@ result<daemon_status> parse_daemon_status(std::string_view json) {
       }
       v.remotes.emplace_back(s);
     });
+    // Added with netmon and caps: an older ferryd omits them.
+    if (r.has("paths"))
+      r.array("paths", [&](detail::dom::element e, std::string path) {
+        field_reader pr(e, std::move(path), *r.slot());
+        path_info p;
+        p.remote = pr.string("remote");
+        p.quality = pr.string("quality");
+        p.min_rtt_ms = pr.optional_double("min_rtt_ms");
+        p.srtt_ms = pr.optional_double("srtt_ms");
+        p.throughput_bps = pr.uint("throughput_bps");
+        p.error_rate = pr.optional_double("error_rate").value_or(0);
+        p.throttle_rate = pr.optional_double("throttle_rate").value_or(0);
+        p.concurrency_limit = pr.uint("concurrency_limit");
+        p.in_flight = pr.uint("in_flight");
+        p.part_size = pr.uint("part_size");
+        v.paths.push_back(std::move(p));
+      });
+    if (r.has("bandwidth")) {
+      auto b = r.object("bandwidth");
+      v.bandwidth = read_limit(b);
+    }
     return v;
   });
 }
@@ -706,8 +751,6 @@ result<limits_set_params> parse_limits_set_params(std::string_view json) {
   });
 }
 
-namespace {
-
 void write_limit(json_writer& w, const limit_info& l) {
   w.begin_object()
       .member("scope", l.scope)
@@ -729,8 +772,6 @@ limit_info read_limit(field_reader& r) {
   l.rate_down_bps = r.uint("rate_down_bps");
   return l;
 }
-
-}  // namespace
 
 void write_json(json_writer& w, const limits_result& v) {
   w.begin_object().key("global");

@@ -355,12 +355,29 @@ struct daemon_reload_result {
   friend bool operator==(const daemon_reload_result&, const daemon_reload_result&) = default;
 };
 
+// What ferryd measures of the path to one remote (lib/netmon).
+struct path_info {
+  std::string remote;
+  std::string quality = "unknown";      // excellent, good, fair, poor, unknown (too few requests yet)
+  std::optional<double> min_rtt_ms;     // windowed minimum round trip
+  std::optional<double> srtt_ms;        // smoothed time to first byte
+  std::uint64_t throughput_bps = 0;     // all connections, last 5 s
+  double error_rate = 0;                // last 60 s
+  double throttle_rate = 0;             // last 60 s
+  std::uint64_t concurrency_limit = 0;  // adaptive limit on data requests in flight
+  std::uint64_t in_flight = 0;
+  std::uint64_t part_size = 0;  // latest advised multipart part size (0: none yet)
+  friend bool operator==(const path_info&, const path_info&) = default;
+};
+
 struct daemon_status {
   std::string version;
   std::int64_t pid = 0;
   std::uint64_t uptime_seconds = 0;
   job_counts jobs;
   std::vector<std::string> remotes;  // names from the config, sorted
+  std::vector<path_info> paths;      // one per remote, by name
+  limit_info bandwidth;              // the global cap and rate
   friend bool operator==(const daemon_status&, const daemon_status&) = default;
 };
 

@@ -1,6 +1,7 @@
 #include "core/config.hpp"
 #include "util/failure.hpp"
 
+#include "ratelimit/timetable.hpp"
 #include "util/log.hpp"
 #include "util/units.hpp"
 
@@ -159,6 +160,8 @@ daemon_config parse(const toml::table& root, std::string_view source) {
   if (const auto* l = root.get_as<toml::table>("limits")) {
     reject_unknown(*l, {"bwlimit"}, source, "limits");
     c.bwlimit = get_or<std::string>(*l, "bwlimit", "off", source);
+    if (auto tt = ratelimit::timetable::parse(c.bwlimit); !tt)
+      throw config_error{where(source, *l->get("bwlimit")) + ": bwlimit: " + tt.error()};
   }
   if (!util::valid_log_level(c.log_level))
     throw config_error{where(source, *root.get("log_level")) +

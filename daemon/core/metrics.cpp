@@ -102,13 +102,15 @@ std::string render_metrics(const metrics_sources& src) {
     w.sample("ferry_s3_requests_total", {{"remote", name}}, static_cast<double>(c->stats().requests.load()));
   w.family("ferry_s3_retries_total", "counter", "S3 requests retried, by the failure that caused the retry.");
   for (const auto& [name, c] : src.remotes)
-    for (std::size_t i = 0; i < s3::failure_reasons.size(); ++i)
-      w.sample("ferry_s3_retries_total", {{"remote", name}, {"reason", s3::failure_reasons[i]}},
+    for (std::size_t i = 0; i < netmon::error_class_count; ++i)
+      w.sample("ferry_s3_retries_total",
+               {{"remote", name}, {"reason", netmon::to_string(static_cast<netmon::error_class>(i))}},
                static_cast<double>(c->stats().retries_by_reason[i].load()));
   w.family("ferry_s3_errors_total", "counter", "S3 requests that failed (retried or not), by failure.");
   for (const auto& [name, c] : src.remotes)
-    for (std::size_t i = 0; i < s3::failure_reasons.size(); ++i)
-      w.sample("ferry_s3_errors_total", {{"remote", name}, {"reason", s3::failure_reasons[i]}},
+    for (std::size_t i = 0; i < netmon::error_class_count; ++i)
+      w.sample("ferry_s3_errors_total",
+               {{"remote", name}, {"reason", netmon::to_string(static_cast<netmon::error_class>(i))}},
                static_cast<double>(c->stats().errors_by_reason[i].load()));
   w.family("ferry_s3_throttles_total", "counter", "Throttling answers (503 SlowDown, 429 and the like).");
   for (const auto& [name, c] : src.remotes)
@@ -131,6 +133,51 @@ std::string render_metrics(const metrics_sources& src) {
   for (const auto& [name, c] : src.remotes)
     w.sample("ferry_http_connections_created_total", {{"remote", name}},
              static_cast<double>(c->http().stats().created));
+  // The network-quality monitor and the controller, per remote.
+  std::vector<std::pair<std::string, netmon::snapshot>> paths;
+  for (const auto& [name, c] : src.remotes) paths.emplace_back(name, c->path());
+  w.family("ferry_path_rtt_seconds", "gauge",
+           "Round-trip time to a remote: the windowed minimum (5 min) and the smoothed time to first byte.");
+  for (const auto& [name, p] : paths) {
+    if (p.min_rtt)
+      w.sample("ferry_path_rtt_seconds", {{"remote", name}, {"kind", "min"}},
+               std::chrono::duration<double>(*p.min_rtt).count());
+    if (p.srtt)
+      w.sample("ferry_path_rtt_seconds", {{"remote", name}, {"kind", "smoothed"}},
+               std::chrono::duration<double>(*p.srtt).count());
+  }
+  w.family("ferry_path_throughput_bytes_per_second", "gauge",
+           "Throughput to and from a remote over the last 5 s: all connections (total) and one connection.");
+  for (const auto& [name, p] : paths) {
+    w.sample("ferry_path_throughput_bytes_per_second", {{"remote", name}, {"scope", "total"}}, p.throughput);
+    w.sample("ferry_path_throughput_bytes_per_second", {{"remote", name}, {"scope", "connection"}}, p.conn_throughput);
+  }
+  w.family("ferry_path_error_ratio", "gauge",
+           "Share of a remote's requests that failed (any reason) or were throttled, last 60 s.");
+  for (const auto& [name, p] : paths) {
+    w.sample("ferry_path_error_ratio", {{"remote", name}, {"kind", "error"}}, p.error_rate);
+    w.sample("ferry_path_error_ratio", {{"remote", name}, {"kind", "throttle"}}, p.throttle_rate);
+  }
+  w.family("ferry_path_quality", "gauge", "The path's grade (value 1 on the current one).");
+  for (const auto& [name, p] : paths)
+    w.sample("ferry_path_quality", {{"remote", name}, {"grade", netmon::to_string(p.quality)}}, 1);
+  w.family("ferry_concurrency_limit", "gauge", "Data requests allowed in flight to a remote (the adaptive limit).");
+  for (const auto& [name, c] : src.remotes)
+    w.sample("ferry_concurrency_limit", {{"remote", name}}, static_cast<double>(c->concurrency_limit()));
+  w.family("ferry_requests_in_flight", "gauge", "Data requests in flight to a remote.");
+  for (const auto& [name, c] : src.remotes)
+    w.sample("ferry_requests_in_flight", {{"remote", name}}, static_cast<double>(c->data_requests_in_flight()));
+  w.family("ferry_concurrency_decisions_total", "counter",
+           "Changes of a remote's concurrency limit, and of them backoffs.");
+  for (const auto& [name, c] : src.remotes) {
+    w.sample("ferry_concurrency_decisions_total", {{"remote", name}, {"kind", "all"}},
+             static_cast<double>(c->controller().decisions()));
+    w.sample("ferry_concurrency_decisions_total", {{"remote", name}, {"kind", "backoff"}},
+             static_cast<double>(c->controller().backoffs()));
+  }
+  w.family("ferry_part_size_bytes", "gauge", "The latest multipart part size advised for uploads to a remote.");
+  for (const auto& [name, c] : src.remotes)
+    w.sample("ferry_part_size_bytes", {{"remote", name}}, static_cast<double>(c->last_advised_part_size()));
   std::string out = w.take();
   if (src.more) src.more(out);
   return out;

@@ -1,6 +1,8 @@
 #include "core/service.hpp"
 
 #include "core/metrics.hpp"
+#include "ratelimit/limiter.hpp"
+#include "util/metrics.hpp"
 
 #include "control/server.hpp"
 #include "proto/messages.hpp"
@@ -36,6 +38,47 @@ namespace ferry::daemon {
 
 namespace asio = boost::asio;
 namespace {
+
+// Bytes/s through each gate over the last second, from the buckets' byte counters.
+class bandwidth_meter {
+ public:
+  void sample(const ratelimit::limits& l, const std::vector<sync::job_snapshot>& jobs) {
+    std::vector<std::shared_ptr<ratelimit::gate>> gates{l.global()};
+    for (const auto& j : jobs)
+      if (auto g = l.find_job(j.id)) gates.push_back(std::move(g));
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mu_);
+    std::map<const ratelimit::gate*, entry> next;
+    for (const auto& g : gates) {
+      entry e{g, now, g->bucket(ratelimit::direction::up).bytes(), g->bucket(ratelimit::direction::down).bytes(), 0, 0};
+      if (auto it = last_.find(g.get()); it != last_.end() && it->second.gate.lock() == g) {
+        const double s = std::chrono::duration<double>(now - it->second.at).count();
+        if (s > 0) {
+          e.up_bps = static_cast<std::uint64_t>(static_cast<double>(e.up - std::min(e.up, it->second.up)) / s);
+          e.down_bps = static_cast<std::uint64_t>(static_cast<double>(e.down - std::min(e.down, it->second.down)) / s);
+        }
+      }
+      next.emplace(g.get(), std::move(e));
+    }
+    last_ = std::move(next);
+  }
+  std::pair<std::uint64_t, std::uint64_t> rates(const ratelimit::gate* g) const {
+    std::lock_guard lock(mu_);
+    auto it = last_.find(g);
+    return it == last_.end() ? std::pair<std::uint64_t, std::uint64_t>{}
+                             : std::pair{it->second.up_bps, it->second.down_bps};
+  }
+
+ private:
+  struct entry {
+    std::weak_ptr<ratelimit::gate> gate;
+    std::chrono::steady_clock::time_point at;
+    std::uint64_t up = 0, down = 0;
+    std::uint64_t up_bps = 0, down_bps = 0;
+  };
+  mutable std::mutex mu_;
+  std::map<const ratelimit::gate*, entry> last_;
+};
 
 proto::job_state to_proto(sync::job_state s) {
   switch (s) {
@@ -89,6 +132,9 @@ proto::job to_proto(const sync::job_snapshot& s) {
   j.options.size_only = o.size_only;
   j.options.dry_run = o.dry_run;
   if (o.interval) j.options.interval = static_cast<std::uint64_t>(o.interval->count());
+  if (!o.bwlimit.empty()) j.options.bwlimit = o.bwlimit;
+  if (o.concurrency) j.options.concurrency = *o.concurrency;
+  j.options.part_size = o.part_size;
   j.plan.to_copy = {s.plan.copy_objects, s.plan.copy_bytes};
   j.plan.to_delete = {s.plan.delete_objects, s.plan.delete_bytes};
   j.plan.unchanged = {s.plan.unchanged_objects, s.plan.unchanged_bytes};
@@ -127,6 +173,9 @@ sync::job_request to_request(const proto::job_create_params& p) {
   r.options.size_only = o.size_only;
   r.options.dry_run = o.dry_run;
   if (o.interval) r.options.interval = std::chrono::seconds(*o.interval);
+  r.options.bwlimit = o.bwlimit.value_or("");
+  if (o.concurrency) r.options.concurrency = static_cast<std::size_t>(*o.concurrency);
+  r.options.part_size = o.part_size;
   return r;
 }
 
@@ -188,6 +237,8 @@ struct service::impl {
   mutable std::mutex remotes_mu;  // remotes and cfg.remotes change on reload
   std::mutex reload_mu;           // one reload at a time (SIGHUP and daemon.reload)
   std::map<std::string, std::shared_ptr<s3::client>> remotes;
+  std::shared_ptr<ratelimit::limits> limits;
+  bandwidth_meter meter;  // measured rates of the caps, sampled each second
   sync::job_manager jobs;
   control::server server;
   metrics_listener metrics_http;
@@ -198,8 +249,9 @@ struct service::impl {
         threads(cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency())),
         io(static_cast<int>(threads)),
         db(open_state(cfg.state_dir)),
+        limits(std::make_shared<ratelimit::limits>(timetable_of(cfg.bwlimit))),
         jobs(
-            io.get_executor(), [this](std::string_view name) { return remote(name); }, cfg.engine, blocking, *db),
+            io.get_executor(), [this](std::string_view name) { return remote(name); }, engine_config(), blocking, *db),
         server(io.get_executor(), control_config()),
         metrics_http(io.get_executor(), [this] { return metrics_text(); }) {
     for (const auto& [name, r] : cfg.remotes) {
@@ -209,6 +261,19 @@ struct service::impl {
     }
     if (cfg.control_gid) server.set_authorizer(control::group_authorizer(*cfg.control_gid));
     register_methods();
+  }
+
+  // The config's bwlimit (load_config checked that it parses).
+  static ratelimit::timetable timetable_of(const std::string& text) {
+    auto tt = ratelimit::timetable::parse(text);
+    if (!tt) throw std::runtime_error("bwlimit: " + tt.error());
+    return std::move(*tt);
+  }
+
+  sync::engine_config engine_config() const {
+    auto e = cfg.engine;
+    e.limits = limits;
+    return e;
   }
 
   control::server_config control_config() const {
@@ -279,6 +344,8 @@ struct service::impl {
       cfg.remotes = next->remotes;
     }
     spdlog::default_logger()->set_level(spdlog::level::from_str(next->log_level));
+    // The file was parsed, so its bwlimit parses too.
+    if (next->bwlimit != cfg.bwlimit) limits->global()->set_timetable(timetable_of(next->bwlimit));
     auto list = [](const std::vector<std::string>& v) {
       std::string out;
       for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
@@ -289,11 +356,13 @@ struct service::impl {
     if (next->state_dir != cfg.state_dir) restart.push_back("state_dir");
     if (next->threads != cfg.threads) restart.push_back("threads");
     if (next->control_group != cfg.control_group) restart.push_back("control_group");
-    std::string summary = "log level " + next->log_level + "; remotes added: " + list(added) +
-                          "; changed: " + list(changed) + "; removed: " + list(removed);
+    std::string summary = "log level " + next->log_level + "; bwlimit " + next->bwlimit +
+                          "; remotes added: " + list(added) + "; changed: " + list(changed) +
+                          "; removed: " + list(removed);
     if (!restart.empty()) summary += "; needs a restart to apply: " + list(restart);
     summary += " ([transfer], [sync], [state], [http] apply at the next start)";
     cfg.log_level = next->log_level;
+    cfg.bwlimit = next->bwlimit;
     spdlog::info("config reloaded from {}: {}", cfg.path, summary);
     return boost::system::result<std::string, std::string>(boost::system::in_place_value, std::move(summary));
   }
@@ -410,6 +479,30 @@ struct service::impl {
                         if (!r) co_return proto::error{proto::code::invalid_params, r.error()};
                         co_return proto::to_json(proto::daemon_reload_result{*r});
                       });
+    server.add_method(std::string(proto::method::limits_get),
+                      [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
+                        auto p = proto::parse_daemon_status_params(req.params);  // {}
+                        if (!p) co_return p.error();
+                        co_return proto::to_json(limits_now());
+                      });
+    server.add_method(
+        std::string(proto::method::limits_set),
+        [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
+          auto p = proto::parse_limits_set_params(req.params);
+          if (!p) co_return p.error();
+          if (p->job) {
+            if (!jobs.get(*p->job))
+              co_return proto::error{proto::code::job_not_found, "no job '" + *p->job + "' (list them: ferryctl jobs)"};
+            auto r = co_await jobs.set_bwlimit(*p->job, p->bwlimit);
+            if (!r) co_return proto::error{proto::code::invalid_params, "bwlimit: " + r.error()};
+          } else {
+            auto tt = ratelimit::timetable::parse(p->bwlimit);
+            if (!tt) co_return proto::error{proto::code::invalid_params, "bwlimit: " + tt.error()};
+            spdlog::info("global bandwidth cap now {} (until ferryd restarts or reloads its config)", tt->to_string());
+            limits->global()->set_timetable(std::move(*tt));
+          }
+          co_return proto::to_json(limits_now());
+        });
     server.add_method(std::string(proto::method::daemon_metrics),
                       [this](const proto::request& req) -> asio::awaitable<control::handler_result> {
                         auto p = proto::parse_daemon_status_params(req.params);  // {}
@@ -434,6 +527,32 @@ struct service::impl {
                       });
   }
 
+  proto::limit_info limit_of(const std::string& scope, const ratelimit::gate& g) const {
+    proto::limit_info l;
+    l.scope = scope;
+    l.bwlimit = g.current_timetable().to_string();
+    l.up_bps = g.bucket(ratelimit::direction::up).rate();
+    l.down_bps = g.bucket(ratelimit::direction::down).rate();
+    const auto r = meter.rates(&g);
+    l.rate_up_bps = r.first;
+    l.rate_down_bps = r.second;
+    return l;
+  }
+
+  proto::limits_result limits_now() const {
+    proto::limits_result r;
+    r.global = limit_of("global", *limits->global());
+    for (const auto& j : jobs.list()) {
+      if (j.state != sync::job_state::queued && j.state != sync::job_state::running &&
+          j.state != sync::job_state::paused)
+        continue;
+      auto g = limits->find_job(j.id);
+      if (!g || g->current_timetable() == ratelimit::timetable{}) continue;
+      r.jobs.push_back(limit_of(j.id, *g));
+    }
+    return r;
+  }
+
   std::string metrics_text() const {
     metrics_sources src;
     src.jobs = jobs.list();
@@ -441,6 +560,28 @@ struct service::impl {
       std::lock_guard lock(remotes_mu);
       src.remotes = remotes;
     }
+    src.more = [this](std::string& out) {
+      util::prometheus_writer w;
+      const auto l = limits_now();
+      std::vector<proto::limit_info> all{l.global};
+      all.insert(all.end(), l.jobs.begin(), l.jobs.end());
+      w.family("ferry_bandwidth_cap_bytes_per_second", "gauge",
+               "The cap in force (0: none), global and per job with a cap of its own.");
+      for (const auto& i : all) {
+        w.sample("ferry_bandwidth_cap_bytes_per_second", {{"scope", i.scope}, {"direction", "up"}},
+                 static_cast<double>(i.up_bps));
+        w.sample("ferry_bandwidth_cap_bytes_per_second", {{"scope", i.scope}, {"direction", "down"}},
+                 static_cast<double>(i.down_bps));
+      }
+      w.family("ferry_bandwidth_rate_bytes_per_second", "gauge", "Bytes/s through the cap's gate, last second.");
+      for (const auto& i : all) {
+        w.sample("ferry_bandwidth_rate_bytes_per_second", {{"scope", i.scope}, {"direction", "up"}},
+                 static_cast<double>(i.rate_up_bps));
+        w.sample("ferry_bandwidth_rate_bytes_per_second", {{"scope", i.scope}, {"direction", "down"}},
+                 static_cast<double>(i.rate_down_bps));
+      }
+      out += w.take();
+    };
     return render_metrics(src);
   }
 
@@ -538,8 +679,29 @@ struct service::impl {
           break;
       }
     }
-    std::lock_guard lock(remotes_mu);
-    for (const auto& [name, r] : remotes) st.remotes.push_back(name);
+    std::map<std::string, std::shared_ptr<s3::client>> rs;
+    {
+      std::lock_guard lock(remotes_mu);
+      rs = remotes;
+    }
+    for (const auto& [name, c] : rs) {
+      st.remotes.push_back(name);
+      const auto p = c->path();
+      proto::path_info i;
+      i.remote = name;
+      i.quality = std::string(netmon::to_string(p.quality));
+      auto ms = [](netmon::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+      if (p.min_rtt) i.min_rtt_ms = ms(*p.min_rtt);
+      if (p.srtt) i.srtt_ms = ms(*p.srtt);
+      i.throughput_bps = static_cast<std::uint64_t>(p.throughput);
+      i.error_rate = p.error_rate;
+      i.throttle_rate = p.throttle_rate;
+      i.concurrency_limit = c->concurrency_limit();
+      i.in_flight = c->data_requests_in_flight();
+      i.part_size = c->last_advised_part_size();
+      st.paths.push_back(std::move(i));
+    }
+    st.bandwidth = limit_of("global", *limits->global());
     return st;
   }
 };
@@ -633,6 +795,20 @@ int service::run() {
   }
   sd_notify(0, "READY=1");
   asio::co_spawn(d.io, notify_systemd(d.jobs), asio::detached);
+  // Timetables change rates on the minute; the meter measures the gates' rates.
+  asio::co_spawn(
+      d.io,
+      [&d]() -> asio::awaitable<void> {
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        for (;;) {
+          timer.expires_after(std::chrono::seconds(1));
+          auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+          if (ec) co_return;
+          d.limits->tick();
+          d.meter.sample(*d.limits, d.jobs.list());
+        }
+      },
+      asio::detached);
   // Jobs a crash or a stop interrupted carry on without being asked.
   asio::co_spawn(
       d.io,

@@ -35,6 +35,10 @@ struct create_options {
   bool size_only = false;
   bool dry_run = false;
   bool wait = false;
+  std::optional<std::string> bwlimit;   // RATE: "10M", "10M:2M" (upload:download), "off"
+  std::optional<std::string> schedule;  // TIMETABLE: "Mon-08:00,512K 19:00,10M 23:00,off"
+  std::optional<std::uint64_t> concurrency;
+  std::optional<std::string> part_size;  // SIZE
 };
 
 // Adds the subcommand `kind` ("copy", "sync" or "mirror") to `app`, filling `o` when parsed.
@@ -71,6 +75,18 @@ inline CLI::App* add_create_command(CLI::App& app, std::string_view kind, std::s
   c->add_flag("--size-only", o.size_only, "decide what changed by size alone");
   c->add_flag("--dry-run", o.dry_run, "plan only: show what would be copied and deleted (implies --wait)");
   c->add_option("--interval", o.interval, "mirror: time between passes (default 60s, at most 7d)")->type_name("DUR");
+  c->add_option(
+       "--bwlimit", o.bwlimit,
+       "cap this job's bandwidth: RATE in bytes/s (10M, 512K; UP:DOWN like 10M:2M; off); global caps apply too")
+      ->type_name("RATE");
+  c->add_option("--schedule", o.schedule,
+                "a timetable of caps, rclone's syntax: \"Mon-08:00,512K 19:00,10M 23:00,off\" (instead of --bwlimit)")
+      ->type_name("TIMETABLE");
+  c->add_option("--concurrency", o.concurrency,
+                "fixed requests in flight per endpoint (default: adaptive, measured per path)")
+      ->type_name("N");
+  c->add_option("--part-size", o.part_size, "fixed multipart part size, 5MiB..5GiB (default: adaptive)")
+      ->type_name("SIZE");
   c->add_flag("--wait", o.wait,
               kind == proto::kind_mirror
                   ? "wait for the first pass, showing progress; the mirror keeps running (Ctrl-C stops waiting only)"
@@ -119,6 +135,10 @@ inline boost::system::result<proto::job_create_params, std::string> make_create_
   opt.checksum = o.checksum;
   opt.size_only = o.size_only;
   opt.dry_run = o.dry_run;
+  if (o.bwlimit && o.schedule)
+    return util::failure(std::string("--bwlimit and --schedule: give one (a timetable may hold a single rate)"));
+  opt.bwlimit = o.schedule ? o.schedule : o.bwlimit;
+  opt.concurrency = o.concurrency;
   const struct {
     std::string_view flag;
     const std::optional<std::string>& text;
@@ -127,7 +147,7 @@ inline boost::system::result<proto::job_create_params, std::string> make_create_
   } numbers[] = {
       {"--min-size", o.min_size, opt.min_size, true},  {"--max-size", o.max_size, opt.max_size, true},
       {"--min-age", o.min_age, opt.min_age, false},    {"--max-age", o.max_age, opt.max_age, false},
-      {"--interval", o.interval, opt.interval, false},
+      {"--interval", o.interval, opt.interval, false}, {"--part-size", o.part_size, opt.part_size, true},
   };
   for (const auto& n : numbers) {
     auto v = n.is_size ? args_detail::size_arg(n.flag, n.text) : args_detail::seconds_arg(n.flag, n.text);

@@ -364,6 +364,23 @@ int run_daemon_status(const globals& g) {
               static_cast<unsigned long long>(s->jobs.running), static_cast<unsigned long long>(s->jobs.succeeded),
               static_cast<unsigned long long>(s->jobs.failed), static_cast<unsigned long long>(s->jobs.cancelled));
   std::printf("remotes: %s\n", remotes.empty() ? "(none)" : remotes.c_str());
+  const auto& b = s->bandwidth;
+  std::printf("bandwidth: cap %s up, %s down (%s); now %s up, %s down\n",
+              b.up_bps ? rate(static_cast<double>(b.up_bps)).c_str() : "off",
+              b.down_bps ? rate(static_cast<double>(b.down_bps)).c_str() : "off", printable(b.bwlimit).c_str(),
+              rate(static_cast<double>(b.rate_up_bps)).c_str(), rate(static_cast<double>(b.rate_down_bps)).c_str());
+  if (!s->paths.empty()) {
+    auto ms = [](const std::optional<double>& v) { return v ? fmt::format("{:.1f} ms", *v) : std::string("-"); };
+    std::vector<std::vector<std::string>> rows{
+        {"REMOTE", "QUALITY", "MIN RTT", "SRTT", "THROUGHPUT", "ERRORS", "THROTTLED", "CONCURRENCY", "PART SIZE"}};
+    for (const auto& p : s->paths)
+      rows.push_back({printable(p.remote), printable(p.quality), ms(p.min_rtt_ms), ms(p.srtt_ms),
+                      rate(static_cast<double>(p.throughput_bps)), fmt::format("{:.1f}%", p.error_rate * 100),
+                      fmt::format("{:.1f}%", p.throttle_rate * 100),
+                      fmt::format("{} ({} in flight)", p.concurrency_limit, p.in_flight),
+                      p.part_size ? bytes(p.part_size) : std::string("-")});
+    std::fputs(table(rows).c_str(), stdout);
+  }
   return exit_ok;
 }
 
@@ -625,6 +642,47 @@ int run_metrics(const globals& g) {
   if (!m) return report_malformed(m.error());
   std::fwrite(m->text.data(), 1, m->text.size(), stdout);
   return exit_ok;
+}
+
+namespace {
+
+std::string cap_cell(std::uint64_t bps) { return bps == 0 ? std::string("off") : rate(static_cast<double>(bps)); }
+
+int print_limits(const globals& g, const std::string& json) {
+  if (g.json) {
+    print_json_line(json);
+    return exit_ok;
+  }
+  auto l = proto::parse_limits_result(json);
+  if (!l) return report_malformed(l.error());
+  std::vector<std::vector<std::string>> rows{{"SCOPE", "CAP UP", "CAP DOWN", "RATE UP", "RATE DOWN", "BWLIMIT"}};
+  auto row = [&](const proto::limit_info& i) {
+    rows.push_back({printable(i.scope), cap_cell(i.up_bps), cap_cell(i.down_bps),
+                    rate(static_cast<double>(i.rate_up_bps)), rate(static_cast<double>(i.rate_down_bps)),
+                    printable(i.bwlimit)});
+  };
+  row(l->global);
+  for (const auto& j : l->jobs) row(j);
+  std::fputs(table(rows).c_str(), stdout);
+  return exit_ok;
+}
+
+}  // namespace
+
+int run_limits(const globals& g) {
+  auto c = connect(g);
+  if (!c) return report(c.error());
+  auto r = c->call(proto::method::limits_get, "{}");
+  if (!r) return report(r.error());
+  return print_limits(g, *r);
+}
+
+int run_limits_set(const globals& g, const std::optional<std::string>& job, const std::string& bwlimit) {
+  auto c = connect(g);
+  if (!c) return report(c.error());
+  auto r = c->call(proto::method::limits_set, proto::to_json(proto::limits_set_params{job, bwlimit}));
+  if (!r) return report(r.error());
+  return print_limits(g, *r);
 }
 
 }  // namespace ferry::ctl

@@ -31,6 +31,9 @@ int run_remotes(const globals& g);
 int run_reload(const globals& g);
 int run_watch(const globals& g, const std::string& id);
 int run_metrics(const globals& g);
+int run_limits(const globals& g);
+// `bwlimit`: a rate or a timetable; "off" removes the cap.
+int run_limits_set(const globals& g, const std::optional<std::string>& job, const std::string& bwlimit);
 int run_remote_test(const globals& g, const std::string& name, const std::optional<std::string>& bucket);
 
 }  // namespace ferry::ctl

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 
 int main(int argc, char** argv) {
@@ -53,6 +54,20 @@ int main(int argc, char** argv) {
   wat->add_option("JOB", watch_job, "a job id")->required();
   app.add_subcommand("metrics", "ferryd's metrics in the Prometheus text format");
 
+  auto* lim = app.add_subcommand("limits", "bandwidth caps in force (global and per job), and their measured rates");
+  auto* lim_set = lim->add_subcommand("set", "change a cap now, without restarting jobs");
+  std::string limit_rate;
+  std::optional<std::string> limit_job;
+  auto* lim_bw = lim_set
+                     ->add_option("--bwlimit", limit_rate,
+                                  "RATE (10M, 512K, UP:DOWN like 10M:2M, off) or a timetable "
+                                  "(\"Mon-08:00,512K 19:00,10M 23:00,off\")")
+                     ->type_name("RATE");
+  lim_set->add_option("--schedule", limit_rate, "the same as --bwlimit (a timetable)")
+      ->type_name("TIMETABLE")
+      ->excludes(lim_bw);
+  lim_set->add_option("--job", limit_job, "cap this job (default: the global cap, until ferryd restarts or reloads)");
+
   std::string cancel_job;
   auto* can = app.add_subcommand("cancel", "cancel a job (its transfers stop; a finished job is left as it is)");
   can->add_option("JOB", cancel_job, "a job id")->required();
@@ -90,6 +105,14 @@ int main(int argc, char** argv) {
   if (rep->parsed()) return ctl::run_report(g, report_job);
   if (wat->parsed()) return ctl::run_watch(g, watch_job);
   if (app.got_subcommand("metrics")) return ctl::run_metrics(g);
+  if (lim_set->parsed()) {
+    if (limit_rate.empty()) {
+      std::fprintf(stderr, "ferryctl: limits set needs --bwlimit RATE (or --schedule TIMETABLE)\n");
+      return ctl::exit_usage;
+    }
+    return ctl::run_limits_set(g, limit_job, limit_rate);
+  }
+  if (lim->parsed()) return ctl::run_limits(g);
   if (can->parsed()) return ctl::run_cancel(g, cancel_job);
   if (pau->parsed()) return ctl::run_pause(g, pause_job);
   if (res->parsed()) return ctl::run_resume(g, resume_job);

@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -204,7 +205,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
     std::optional<subscription> events;
   };
   asio::awaitable<dispatched> dispatch(connection& c, std::string_view line);
-  asio::awaitable<bool> run_subscription(connection& c, subscription& s);
+  asio::awaitable<bool> run_subscription(connection& c, subscription& s, std::string& buf);
   asio::awaitable<bool> write(connection& c, std::string_view data);
   asio::awaitable<void> linger_close(connection& c);
   void close_acceptor();
@@ -480,17 +481,25 @@ asio::awaitable<server::impl::dispatched> server::impl::dispatch(connection& c, 
   co_return dispatched{r ? proto::result_line(*req.id, *r) : proto::error_line(*req.id, r.error()), std::move(events)};
 }
 
-asio::awaitable<bool> server::impl::run_subscription(connection& c, subscription& s) {
-  // Waiting for an event counts as reading: stop() may end it at once (it cancels `timer`).
+asio::awaitable<bool> server::impl::run_subscription(connection& c, subscription& s, std::string& buf) {
+  // Waiting for an event counts as reading: stop() may end it at once (it cancels `timer`). The
+  // client's side is watched with a real read (a readiness wait can report data that is not there):
+  // what arrives is kept for the request loop, which answers it once the subscription is over.
+  std::array<char, 4096> chunk;
   for (;;) {
     if (c.stopping) co_return true;
     c.reading = true;
     c.timer.expires_at(asio::steady_timer::time_point::max());
-    auto r = co_await (s.next() || c.socket.async_wait(stream_protocol::socket::wait_read, use_tuple) ||
+    auto r = co_await (s.next() || c.socket.async_read_some(asio::buffer(chunk), use_tuple) ||
                        c.timer.async_wait(use_tuple));
     c.reading = false;
-    // The client spoke (a request, or EOF): the subscription is over; the request loop takes it from here.
-    if (r.index() != 0) co_return true;
+    if (r.index() == 1) {
+      auto [ec, n] = std::get<1>(r);
+      if (ec) co_return false;  // EOF or a reset: the client is gone
+      buf.append(chunk.data(), n);
+      co_return true;
+    }
+    if (r.index() == 2) co_return true;
     auto& params = std::get<0>(r);
     if (!params) co_return true;
     if (!co_await write(c, proto::notification_line(s.method, *params))) co_return false;
@@ -560,7 +569,7 @@ asio::awaitable<void> server::impl::run_connection(std::shared_ptr<connection> c
       buf.erase(0, n);
       if (!d.reply.empty() && !co_await write(*c, d.reply)) break;
       // Requests the client sent right behind this one end the subscription before it starts.
-      if (d.events && buf.empty() && !co_await run_subscription(*c, *d.events)) break;
+      if (d.events && buf.empty() && !co_await run_subscription(*c, *d.events, buf)) break;
     }
   }
   error_code ec;

@@ -189,6 +189,7 @@ class connection {
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
   steady::time_point idle_since{};
+  std::optional<std::chrono::nanoseconds> connect_time, tls_time;  // set by open_connection
 };
 
 namespace {
@@ -237,7 +238,9 @@ asio::awaitable<error_code> open_connection(connection& c, const origin& o, cons
   for (const auto& entry : *eps) {
     c.reset_stream();
     c.tcp().expires_after(cfg.timeout.connect);
+    const auto began = steady::now();
     auto [cec] = co_await c.tcp().async_connect(entry.endpoint(), tok);
+    c.connect_time = steady::now() - began;
     ec = map_error(cec);
     if (!ec) break;
   }
@@ -259,7 +262,9 @@ asio::awaitable<error_code> open_connection(connection& c, const origin& o, cons
     }
     if (ec) co_return ec;
     c.tcp().expires_after(cfg.timeout.tls_handshake);
+    const auto began = steady::now();
     auto [hec] = co_await c.tls->async_handshake(ssl::stream_base::client, tok);
+    c.tls_time = steady::now() - began;
     if (hec) co_return map_error(hec);
   }
   c.tcp().expires_never();
@@ -269,11 +274,23 @@ asio::awaitable<error_code> open_connection(connection& c, const origin& o, cons
 // Writes the head and then `body` in slices, each under the idle timeout. The head goes out with
 // the first slice, so a small request is one segment.
 asio::awaitable<error_code> write_request(connection& c, std::string_view head, std::string_view body,
-                                          std::chrono::milliseconds idle) {
+                                          std::chrono::milliseconds idle, const ratelimit::throttle& cap,
+                                          std::chrono::nanoseconds& busy) {
   std::size_t off = 0;
   bool first = true;
+  const bool capped = !cap.unlimited(ratelimit::direction::up);
   while (first || off < body.size()) {
-    const std::size_t n = std::min(write_chunk_bytes, body.size() - off);
+    std::size_t n = std::min(write_chunk_bytes, body.size() - off);
+    // A capped body goes out in quanta, each paid for before it is written.
+    if (capped && n > 0) {
+      n = std::min(n, std::max<std::size_t>(1, cap.quantum(ratelimit::direction::up)));
+      if (!cap.try_acquire(ratelimit::direction::up, n)) {
+        if (auto ec = co_await cap.acquire(ratelimit::direction::up, n)) co_return ec;
+      }
+    } else if (n > 0) {
+      (void)cap.try_acquire(ratelimit::direction::up, n);  // uncapped: counted for the measured rate
+    }
+    const auto began = steady::now();
     // No empty buffer in the sequence: beast's flat_stream (under ssl_stream) would write zero
     // bytes for a leading empty buffer and async_write would report success.
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body.data() + off, n)};
@@ -282,6 +299,7 @@ asio::awaitable<error_code> write_request(connection& c, std::string_view head, 
                                : std::span<const asio::const_buffer>(bufs).first(n == 0 ? 1 : 2);
     c.tcp().expires_after(idle);
     auto [ec, written] = co_await c.visit([&](auto& s) { return asio::async_write(s, seq, tok); });
+    busy += steady::now() - began;
     if (ec) co_return map_error(ec);
     off += n;
     first = false;
@@ -496,6 +514,7 @@ struct pool::impl : std::enable_shared_from_this<pool::impl> {
     error_code ec;
     bool no_response_bytes = true;
     std::unique_ptr<parser_type> parser;
+    exchange_report report;
   };
 
   // Sends the request on `c` and reads the response head.
@@ -504,10 +523,14 @@ struct pool::impl : std::enable_shared_from_this<pool::impl> {
     exchange_result out;
     const bool head_request = req.method == "HEAD";
     out.parser = make_parser(head_request, cfg_.max_header_bytes);
+    auto& rep = out.report;
+    rep.connect = c.connect_time;
+    rep.tls = c.tls_time;
     if (!req.source) {
-      out.ec = co_await on_strand(c, write_request(c, head, req.body, cfg_.timeout.idle));
+      out.ec = co_await on_strand(c, write_request(c, head, req.body, cfg_.timeout.idle, req.throttle, rep.send_time));
+      rep.sent_body_bytes = req.body.size();
     } else {
-      out.ec = co_await on_strand(c, write_request(c, head, {}, cfg_.timeout.idle));
+      out.ec = co_await on_strand(c, write_request(c, head, {}, cfg_.timeout.idle, req.throttle, rep.send_time));
       auto buf = std::make_unique_for_overwrite<char[]>(write_chunk_bytes);
       std::uint64_t sent = 0;
       while (!out.ec && sent < req.content_length) {
@@ -520,13 +543,20 @@ struct pool::impl : std::enable_shared_from_this<pool::impl> {
         } else if (*n == 0 || *n > want) {
           out.ec = error_code(asio::error::message_size);  // the source disagrees with content_length
         } else {
-          out.ec = co_await on_strand(c, write_request(c, {}, std::string_view(buf.get(), *n), cfg_.timeout.idle));
+          out.ec = co_await on_strand(
+              c, write_request(c, {}, std::string_view(buf.get(), *n), cfg_.timeout.idle, req.throttle, rep.send_time));
           sent += *n;
+          rep.sent_body_bytes = sent;
         }
       }
     }
     if (out.ec) co_return out;
+    const auto sent_at = steady::now();
     out.ec = co_await on_strand(c, read_head(c, out.parser, head_request, cfg_, out.no_response_bytes));
+    if (!out.ec) {
+      rep.first_byte = steady::now() - sent_at;
+      rep.status = out.parser->get().result_int();
+    }
     co_return out;
   }
 
@@ -557,11 +587,21 @@ struct response::impl {
       conn.reset();
       owner->release_slot();
     }
+    report_once();
+  }
+
+  void report_once() {
+    if (!observer) return;
+    auto o = std::move(observer);
+    observer = nullptr;
+    report.ec = failure;
+    o(report);
   }
 
   // The body is complete: the connection goes back to the pool if the exchange allows reuse.
   void finish() {
     done = true;
+    report_once();
     if (!conn) return;
     if (keep_alive && conn->buffer.size() == 0) {
       owner->release_conn(std::move(conn));
@@ -580,6 +620,9 @@ struct response::impl {
   bool keep_alive = false;
   bool done = false;
   error_code failure;  // a read failed: the connection is gone and every later read repeats this
+  ratelimit::throttle throttle;
+  exchange_observer observer;
+  exchange_report report;
 };
 
 asio::awaitable<result<response>> pool::impl::send(request req) {
@@ -615,9 +658,13 @@ asio::awaitable<result<response>> pool::impl::send(request req) {
       ++reused_;
     }
     auto ex = co_await exchange(*c, req, *head, source_called);
+    ex.report.reused = reused;
     if (!ex.ec) {
       auto r = std::make_unique<response::impl>();
       r->owner = shared_from_this();
+      r->throttle = req.throttle;
+      r->observer = req.observer;
+      r->report = ex.report;
       r->status = ex.parser->get().result_int();
       for (const auto& f : ex.parser->get()) {
         r->headers.items.emplace_back(std::string(f.name_string()), std::string(f.value()));
@@ -634,7 +681,13 @@ asio::awaitable<result<response>> pool::impl::send(request req) {
     c.reset();
     const bool retry =
         attempt == 0 && reused && ex.no_response_bytes && is_stale_error(ex.ec) && req.idempotent && !source_called;
-    if (!retry) co_return ex.ec;
+    if (!retry) {
+      if (req.observer) {
+        ex.report.ec = ex.ec;
+        req.observer(ex.report);
+      }
+      co_return ex.ec;
+    }
     reused = false;
   }
 }
@@ -662,13 +715,29 @@ asio::awaitable<result<std::size_t>> response::read_some(std::span<char> buf) {
   if (i.done) co_return std::size_t{0};
   if (i.failure) co_return i.failure;
   if (buf.empty()) co_return make_errc(errc::invalid_argument);  // 0 would read as "complete"
+  // A capped read asks for one quantum, paid for first; what did not arrive is given back.
+  std::size_t paid = 0;
+  if (!i.throttle.unlimited(ratelimit::direction::down)) {
+    paid = std::min(buf.size(), std::max<std::size_t>(1, i.throttle.quantum(ratelimit::direction::down)));
+    buf = buf.first(paid);
+    if (!i.throttle.try_acquire(ratelimit::direction::down, paid)) {
+      if (auto ec = co_await i.throttle.acquire(ratelimit::direction::down, paid)) co_return ec;
+    }
+  }
+  const auto began = steady::now();
   auto n = co_await on_strand(*i.conn, read_body(*i.conn, *i.parser, buf, i.owner->cfg_.timeout.idle));
+  i.report.receive_time += steady::now() - began;
   if (!n) {
+    if (paid) i.throttle.refund(ratelimit::direction::down, paid);
     i.failure = n.error();
     i.conn.reset();
     i.owner->release_slot();
+    i.report_once();
     co_return i.failure;
   }
+  if (paid > *n) i.throttle.refund(ratelimit::direction::down, paid - *n);
+  if (!paid && *n > 0) (void)i.throttle.try_acquire(ratelimit::direction::down, *n);  // counted for the rate
+  i.report.received_body_bytes += *n;
   if (i.parser->is_done()) i.finish();
   co_return *n;
 }

@@ -7,6 +7,8 @@
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
 
+#include "ratelimit/limiter.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -83,6 +85,22 @@ struct pool_config {
 // Called only while the previous call's bytes have been written: backpressure is built in.
 using body_source = std::function<asio::awaitable<result<std::size_t>>(std::span<char>)>;
 
+// What one exchange measured, for the network-quality monitor: reported once, when the response
+// body is complete, the response is dropped, or the exchange failed.
+struct exchange_report {
+  bool reused = false;                                 // on a pooled connection (no connect, no handshake)
+  std::optional<std::chrono::nanoseconds> connect;     // TCP connect of a new connection
+  std::optional<std::chrono::nanoseconds> tls;         // its TLS handshake
+  std::optional<std::chrono::nanoseconds> first_byte;  // request fully written -> response head read
+  std::uint64_t sent_body_bytes = 0;
+  std::chrono::nanoseconds send_time{};  // writing the body (throttle waits excluded)
+  std::uint64_t received_body_bytes = 0;
+  std::chrono::nanoseconds receive_time{};  // waiting on socket reads of the body (throttle waits excluded)
+  unsigned status = 0;                      // 0: no response head
+  error_code ec;                            // the transport failure, if any
+};
+using exchange_observer = std::function<void(const exchange_report&)>;
+
 struct request {
   std::string method;                // "GET", "PUT", ...
   std::string target;                // origin-form, already percent-encoded: "/bucket/key?x=y"
@@ -92,6 +110,8 @@ struct request {
   std::uint64_t content_length = 0;  // for `source`; ignored for `body`
   bool idempotent = true;            // may be resent once on a fresh connection if a reused one fails
                                      // before any response byte (streaming bodies only if none was read)
+  ratelimit::throttle throttle;      // bandwidth caps: body bytes written pass `up`, read pass `down`
+  exchange_observer observer;        // called once with what the exchange measured
 };
 
 class connection;  // internal

@@ -1,5 +1,7 @@
 #include "s3/client.hpp"
 
+#include "netmon/part_size.hpp"
+
 #include "s3/sigv4.hpp"
 #include "s3/uri.hpp"
 #include "s3/xml.hpp"
@@ -105,22 +107,126 @@ std::string copy_source(std::string_view bucket, std::string_view key) {
 
 }  // namespace
 
-client::client(std::shared_ptr<http::client> http, remote_config cfg, credentials creds, clock_fn clock)
+client::client(std::shared_ptr<http::client> http, remote_config cfg, credentials creds, clock_fn clock,
+               tuning_config tuning)
     : http_(std::move(http)),
       cfg_(std::move(cfg)),
       creds_(std::move(creds)),
       quota_(std::make_shared<retry_quota>(cfg_.retry)),
-      clock_(clock ? std::move(clock) : clock_fn([] { return std::chrono::system_clock::now(); })) {
+      clock_(clock ? std::move(clock) : clock_fn([] { return std::chrono::system_clock::now(); })),
+      shared_(std::make_shared<shared_state>(tuning)) {
   auto o = http::parse_origin(cfg_.endpoint);
   if (o) origin_ = *o;  // the daemon validates endpoints at config load; a bad one fails every call
 }
 
-std::size_t failure_reason_of(const error& e) {
-  if (is_throttling(e)) return 0;
-  if (e.http_status >= 500) return 1;
-  if (is_timeout(e)) return 2;
-  if (e.http_status == 0 && e.transport) return 3;
-  return 4;
+std::shared_ptr<client> client::with(request_options o) const {
+  auto v = std::make_shared<client>(*this);
+  v->opts_ = std::move(o);
+  v->fixed_reads_ = v->fixed_writes_ = nullptr;
+  if (v->opts_.concurrency) {
+    v->fixed_reads_ = std::make_shared<netmon::request_gate>(*v->opts_.concurrency);
+    v->fixed_writes_ = std::make_shared<netmon::request_gate>(*v->opts_.concurrency);
+  }
+  return v;
+}
+
+netmon::snapshot client::path() const { return shared_->monitor.snap(netmon::clock::now()); }
+
+std::size_t client::concurrency_limit() const { return shared_->controller.limit(); }
+
+std::uint64_t client::advised_part_size(std::uint64_t size, std::uint64_t floor, std::uint64_t ceiling) const {
+  const auto snap = path();
+  netmon::part_inputs in;
+  in.object_size = size;
+  in.conn_throughput = snap.conn_throughput;
+  in.min_rtt = snap.min_rtt.value_or(netmon::duration{});
+  in.error_rate = snap.error_rate;
+  in.floor = floor;
+  in.ceiling = std::max(floor, ceiling);
+  const auto part = netmon::choose_part_size(in);
+  shared_->last_part_size.store(part);
+  return part;
+}
+
+netmon::error_class failure_class_of(const error& e) {
+  if (is_throttling(e)) return netmon::error_class::throttle;
+  if (e.http_status >= 500) return netmon::error_class::server_error;
+  if (is_timeout(e)) return netmon::error_class::timeout;
+  if (e.http_status == 0 && e.transport) return netmon::error_class::reset;
+  return netmon::error_class::other;
+}
+
+namespace {
+
+bool is_read(std::string_view op) { return op == "GetObject"; }
+bool is_write(std::string_view op) {
+  return op == "PutObject" || op == "UploadPart" || op == "CopyObject" || op == "UploadPartCopy";
+}
+// Requests whose first byte is one round trip plus little server work: fair RTT samples.
+bool is_small(std::string_view op) {
+  return op == "HeadObject" || op == "HeadBucket" || op == "ListObjectsV2" || op == "ListParts" ||
+         op == "DeleteObject" || op == "AbortMultipartUpload" || op == "ListMultipartUploads";
+}
+
+}  // namespace
+
+asio::awaitable<result<std::shared_ptr<netmon::permit>>> client::admit(const call& c) {
+  const bool read = is_read(c.op);
+  if (!read && !is_write(c.op)) co_return std::shared_ptr<netmon::permit>{};
+  auto& shared = *shared_;
+  netmon::request_gate* gate = nullptr;
+  if (opts_.concurrency)
+    gate = read ? fixed_reads_.get() : fixed_writes_.get();
+  else
+    gate = read ? &shared.reads : &shared.writes;
+  auto p = co_await gate->acquire(shared.tuning.slot_wait);
+  if (!p) {
+    if (p.error() == asio::error::timed_out)
+      co_return local_error("SlotTimeout", "no request slot to " + cfg_.name + " for " +
+                                               std::to_string(shared.tuning.slot_wait.count() / 1000) + " s");
+    co_return transport_error(p.error(), c.op + " waiting for a request slot");
+  }
+  ++shared.in_flight;
+  auto held = std::shared_ptr<netmon::permit>(new netmon::permit(std::move(*p)), [s = shared_](netmon::permit* q) {
+    --s->in_flight;
+    delete q;
+  });
+  co_return held;
+}
+
+// Feeds the monitor and the controller when the exchange ends, then frees the request's slot.
+http::exchange_observer client::observe(const call& c, std::shared_ptr<netmon::permit> slot) const {
+  return [s = shared_, slot = std::move(slot), small = is_small(c.op),
+          data = is_read(c.op) || is_write(c.op)](const http::exchange_report& r) mutable {
+    const auto now = netmon::clock::now();
+    netmon::request_sample sample;
+    sample.at = now;
+    sample.connect = r.connect;
+    sample.tls = r.tls;
+    sample.first_byte = r.first_byte;
+    sample.small = small;
+    sample.body_bytes = std::max(r.sent_body_bytes, r.received_body_bytes);
+    sample.body_time = r.sent_body_bytes > r.received_body_bytes ? r.send_time : r.receive_time;
+    if (r.ec) {
+      error e = transport_error(r.ec, "");
+      sample.error = failure_class_of(e);
+    } else if (r.status == 503 || r.status == 429) {
+      sample.error = netmon::error_class::throttle;
+    } else if (r.status >= 500) {
+      sample.error = netmon::error_class::server_error;
+    }
+    s->monitor.record(sample);
+    slot.reset();
+    if (!data) return;
+    const auto before = s->controller.limit();
+    const auto limit = s->controller.on_sample(sample, s->monitor.snap(now), s->in_flight.load(), now);
+    if (limit != before) {
+      s->reads.set_limit(limit);
+      s->writes.set_limit(limit);
+      if (auto d = s->controller.last_decision())
+        spdlog::debug("netmon: concurrency {} -> {} ({})", d->from, d->to, d->reason);
+    }
+  };
 }
 
 asio::awaitable<result<http::response>> client::execute(call& c) {
@@ -181,14 +287,19 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
       req.content_length = c.payload.bytes->size();
     }
     req.idempotent = true;  // every S3 call ferry makes may be repeated safely
-    sign_params sp{creds_, cfg_.region, "s3", clock_() + std::chrono::milliseconds(clock_offset_ms_.load())};
+    req.throttle = opts_.throttle;
+    auto slot = co_await admit(c);
+    if (!slot) co_return slot.error();
+    req.observer = observe(c, std::move(*slot));
+    auto& stats = shared_->stats;
+    sign_params sp{creds_, cfg_.region, "s3", clock_() + std::chrono::milliseconds(shared_->clock_offset_ms.load())};
     sign_request(req, where.host_header(), payload_hash, sp);
-    ++stats_.requests;
+    ++stats.requests;
 
     error err;
     const auto sent = std::chrono::steady_clock::now();
     auto resp = co_await pool->send(std::move(req));
-    if (op_index < stats_.latency.size()) stats_.latency[op_index].observe(std::chrono::steady_clock::now() - sent);
+    if (op_index < stats.latency.size()) stats.latency[op_index].observe(std::chrono::steady_clock::now() - sent);
     if (!resp) {
       err = transport_error(resp.error(), c.op + " " + c.bucket + "/" + c.key);
     } else if (resp->status() >= 200 && resp->status() < 300) {
@@ -203,12 +314,12 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
       err = classify_response(resp->status(), body, header_or_empty(resp->headers(), "x-amz-request-id"),
                               header_or_empty(resp->headers(), "Date"));
     }
-    if (is_throttling(err)) ++stats_.throttled;
-    const auto reason = failure_reason_of(err);
-    ++stats_.errors_by_reason[reason];
+    if (is_throttling(err)) ++stats.throttled;
+    const auto reason = static_cast<std::size_t>(failure_class_of(err));
+    ++stats.errors_by_reason[reason];
     if (is_clock_skew(err) && !err.server_date.empty()) {
       // Re-signing with the server's clock is what makes the retry succeed.
-      if (auto off = clock_offset_from_date(err.server_date, clock_())) clock_offset_ms_.store(off->count());
+      if (auto off = clock_offset_from_date(err.server_date, clock_())) shared_->clock_offset_ms.store(off->count());
     }
     if (streamed) co_return err;  // the body cannot be replayed; the caller retries the transfer
     auto decision = decide_retry(cfg_.retry, *quota_, err, attempt);
@@ -217,8 +328,8 @@ asio::awaitable<result<http::response>> client::execute(call& c) {
         err.message += " (after " + std::to_string(attempt) + " attempts; " + std::string(decision.reason) + ")";
       co_return err;
     }
-    ++stats_.retries;
-    ++stats_.retries_by_reason[reason];
+    ++stats.retries;
+    ++stats.retries_by_reason[reason];
     auto delay = decision.delay;
     spdlog::debug("s3 {} {}/{}: {}; retry {} in {} ms", c.op, c.bucket, c.key, err.to_string(), attempt, delay.count());
     asio::steady_timer timer(ex, delay);

@@ -3,6 +3,10 @@
 // credentials). Every call signs, sends through the http pool, classifies the answer once and
 // retries what "standard" mode retries. Knows nothing of jobs.
 #include "http/client.hpp"
+#include "netmon/controller.hpp"
+#include "netmon/gate.hpp"
+#include "netmon/monitor.hpp"
+#include "ratelimit/limiter.hpp"
 #include "s3/credentials.hpp"
 #include "s3/error.hpp"
 #include "s3/retry.hpp"
@@ -104,19 +108,31 @@ inline constexpr std::array<std::string_view, 16> operations{"ListObjectsV2",
                                                              "DeleteObject",
                                                              "CreateBucket",
                                                              "HeadBucket"};
-// Why a request failed, in the order of client_stats' per-reason counters.
-inline constexpr std::array<std::string_view, 5> failure_reasons{"throttle", "server_error", "timeout", "reset",
-                                                                 "other"};
-// The index in failure_reasons of a failure: throttling (503 SlowDown, 429...), another 5xx, a
-// timeout, a reset or broken connection, anything else.
-std::size_t failure_reason_of(const error& e);
+// What a failure says about the path: throttling (503 SlowDown, 429...), another 5xx, a timeout, a
+// reset or broken connection, anything else.
+netmon::error_class failure_class_of(const error& e);
 
 // Counters for metrics and tests.
 struct client_stats {
   std::atomic<std::uint64_t> requests{0}, retries{0}, throttled{0};
   std::array<util::latency_histogram, operations.size()> latency;  // request sent -> response head
-  std::array<std::atomic<std::uint64_t>, failure_reasons.size()> errors_by_reason{};
-  std::array<std::atomic<std::uint64_t>, failure_reasons.size()> retries_by_reason{};
+  std::array<std::atomic<std::uint64_t>, netmon::error_class_count> errors_by_reason{};
+  std::array<std::atomic<std::uint64_t>, netmon::error_class_count> retries_by_reason{};
+};
+
+// How the endpoint is measured and how many requests may be in flight to it. Data requests
+// (GetObject; PutObject, UploadPart, CopyObject, UploadPartCopy) wait for a slot: reads and writes
+// have a gate each, both at the controller's limit, so a copy that holds a GET while it waits for
+// its PUT can never deadlock with another holding a PUT.
+struct tuning_config {
+  netmon::controller_config controller;
+  std::chrono::milliseconds slot_wait{120'000};  // waiting longer for a slot fails the request (retryable)
+};
+
+// What one view of the client adds to its requests (see client::with).
+struct request_options {
+  ratelimit::throttle throttle;            // bandwidth caps of the job
+  std::optional<std::size_t> concurrency;  // fixed data requests in flight for this view, instead of adaptive
 };
 
 class client {
@@ -125,10 +141,23 @@ class client {
   using clock_fn = std::function<std::chrono::system_clock::time_point()>;
 
   // `http` supplies the connection pools; the credentials are resolved once by the caller.
-  client(std::shared_ptr<http::client> http, remote_config cfg, credentials creds, clock_fn clock = {});
+  client(std::shared_ptr<http::client> http, remote_config cfg, credentials creds, clock_fn clock = {},
+         tuning_config tuning = {});
+
+  // A view of this client whose requests carry `o` (a job's caps and fixed concurrency); it shares
+  // the connection pools, retry quota, clock correction, statistics and path measurements.
+  std::shared_ptr<client> with(request_options o) const;
 
   const remote_config& config() const { return cfg_; }
-  const client_stats& stats() const { return stats_; }
+  const client_stats& stats() const { return shared_->stats; }
+  // The endpoint's measured path, and the adaptive limit on data requests in flight.
+  netmon::snapshot path() const;
+  std::size_t concurrency_limit() const;
+  const netmon::concurrency_controller& controller() const { return shared_->controller; }
+  // The part size the measurements advise for an object of `size` within [floor, ceiling].
+  std::uint64_t advised_part_size(std::uint64_t size, std::uint64_t floor, std::uint64_t ceiling) const;
+  std::uint64_t last_advised_part_size() const { return shared_->last_part_size.load(); }
+  std::size_t data_requests_in_flight() const { return shared_->in_flight.load(); }
   const http::client& http() const { return *http_; }
   const s3::credentials& creds() const { return creds_; }
 
@@ -178,14 +207,32 @@ class client {
   asio::awaitable<result<http::response>> execute(call& c);
   asio::awaitable<result<std::string>> execute_read(call& c, std::size_t body_limit);
 
+  // What every view of one client shares.
+  struct shared_state {
+    explicit shared_state(const tuning_config& t)
+        : tuning(t), controller(t.controller), reads(t.controller.initial_limit), writes(t.controller.initial_limit) {}
+    tuning_config tuning;
+    std::atomic<std::int64_t> clock_offset_ms{0};  // server time - local time, learnt from RequestTimeTooSkewed
+    client_stats stats;
+    netmon::path_monitor monitor;
+    netmon::concurrency_controller controller;
+    netmon::request_gate reads, writes;
+    std::atomic<std::size_t> in_flight{0};         // data requests holding a slot
+    std::atomic<std::uint64_t> last_part_size{0};  // the latest advice (metrics)
+  };
+  // The slot a data request waits for (empty for other requests).
+  asio::awaitable<result<std::shared_ptr<netmon::permit>>> admit(const call& c);
+  http::exchange_observer observe(const call& c, std::shared_ptr<netmon::permit> slot) const;
+
   std::shared_ptr<http::client> http_;
   remote_config cfg_;
   credentials creds_;
   http::origin origin_;
   std::shared_ptr<retry_quota> quota_;
   clock_fn clock_;
-  std::atomic<std::int64_t> clock_offset_ms_{0};  // server time - local time, learnt from RequestTimeTooSkewed
-  client_stats stats_;
+  std::shared_ptr<shared_state> shared_;
+  request_options opts_;
+  std::shared_ptr<netmon::request_gate> fixed_reads_, fixed_writes_;  // a view's fixed concurrency
 };
 
 }  // namespace ferry::s3

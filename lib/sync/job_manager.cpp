@@ -66,6 +66,7 @@ struct job_manager::job {
   job_request req;    // fixed once created
   location dst_loc;
   std::unique_ptr<store::endpoint> src, dst;
+  std::shared_ptr<ratelimit::gate> gate;  // the job's own cap (--bwlimit/--schedule, limits.set)
   filter flt;
   engine_config cfg;
   std::shared_ptr<transfer::byte_budget> budget;
@@ -575,6 +576,11 @@ std::string check_request(const job_request& r) {
   if (o.interval && o.interval->count() < 1) return "--interval must be at least 1 s";
   if (o.checksum && o.size_only) return "--checksum and --size-only exclude each other: choose one";
   if (r.priority < 1 || r.priority > 100) return "priority must be 1..100";
+  if (!o.bwlimit.empty())
+    if (auto tt = ratelimit::timetable::parse(o.bwlimit); !tt) return "--bwlimit/--schedule: " + tt.error();
+  if (o.concurrency && (*o.concurrency < 1 || *o.concurrency > 4096)) return "--concurrency must be 1..4096";
+  if (o.part_size && (*o.part_size < (5ull << 20) || *o.part_size > (5ull << 30)))
+    return "--part-size must be between 5 MiB and 5 GiB (S3's limits)";
   if (auto f = filter::compile(o.filter); !f) return f.error();
   return {};
 }
@@ -595,14 +601,16 @@ job_manager::~job_manager() {
 }
 
 boost::system::result<std::unique_ptr<store::endpoint>, std::string> job_manager::open(const location& loc,
-                                                                                       std::string_view role) {
+                                                                                       std::string_view role,
+                                                                                       const s3::request_options& ro) {
   using R = boost::system::result<std::unique_ptr<store::endpoint>, std::string>;
   if (loc.local) return R(store::make_local_endpoint(loc.path, blocking_, store::local_options{}));
   auto client = remotes_(loc.remote);
   if (!client)
     return R(boost::system::in_place_error,
              std::string(role) + ": no remote named '" + loc.remote + "' in the config (see: ferryctl status)");
-  return R(store::make_s3_endpoint(std::move(client), loc.bucket, loc.prefix));
+  // The job's view: its caps and fixed concurrency on every request; pools and measurements shared.
+  return R(store::make_s3_endpoint(client->with(ro), loc.bucket, loc.prefix));
 }
 
 boost::system::result<std::shared_ptr<job_manager::job>, std::string> job_manager::prepare(const job_request& req) {
@@ -615,12 +623,24 @@ boost::system::result<std::shared_ptr<job_manager::job>, std::string> job_manage
   if (!dst) return refuse("destination: " + dst.error());
   auto flt = filter::compile(req.options.filter);
   if (!flt) return refuse(flt.error());
-  auto src_ep = open(*src, "source");
+  // Every job has a gate of its own (unlimited without --bwlimit) so that limits.set can cap it later.
+  ratelimit::timetable tt;
+  if (!req.options.bwlimit.empty()) {
+    auto parsed = ratelimit::timetable::parse(req.options.bwlimit);
+    if (!parsed) return refuse("--bwlimit/--schedule: " + parsed.error());
+    tt = std::move(*parsed);
+  }
+  auto gate = std::make_shared<ratelimit::gate>(std::move(tt));
+  s3::request_options ro;
+  ro.throttle = cfg_.limits ? cfg_.limits->throttle_for(gate) : ratelimit::throttle{gate};
+  ro.concurrency = req.options.concurrency;
+  auto src_ep = open(*src, "source", ro);
   if (!src_ep) return refuse(src_ep.error());
-  auto dst_ep = open(*dst, "destination");
+  auto dst_ep = open(*dst, "destination", ro);
   if (!dst_ep) return refuse(dst_ep.error());
 
   auto j = std::make_shared<job>(ex_);
+  j->gate = std::move(gate);
   j->req = req;
   j->dst_loc = *dst;
   j->src = std::move(*src_ep);
@@ -628,6 +648,10 @@ boost::system::result<std::shared_ptr<job_manager::job>, std::string> job_manage
   j->flt = std::move(*flt);
   j->budget = budget_;
   j->cfg = cfg_;
+  if (req.options.part_size) {
+    j->cfg.transfer.part_size = *req.options.part_size;
+    j->cfg.transfer.adaptive_part_size = false;
+  }
   j->sched = &scheduler_;
   j->db = &db_;
   j->snap.name = req.name;
@@ -643,6 +667,8 @@ boost::system::result<std::shared_ptr<job_manager::job>, std::string> job_manage
 }
 
 void job_manager::launch(std::shared_ptr<job> j) {
+  // limits.get/set find the job's cap under its id.
+  if (j->gate && cfg_.limits) cfg_.limits->attach_job(j->snap.id, j->gate);
   // A local destination's multipart write is a temp file that does not outlive a crash: nothing to
   // resume or abort there.
   if (j->dst && !j->dst_loc.local) {
@@ -665,6 +691,25 @@ void job_manager::launch(std::shared_ptr<job> j) {
     });
     spdlog::error("job {}: stopped by an exception", j->snap.id);
   });
+}
+
+asio::awaitable<boost::system::result<job_snapshot, std::string>> job_manager::set_bwlimit(std::string id,
+                                                                                           std::string bwlimit) {
+  using R = boost::system::result<job_snapshot, std::string>;
+  auto j = find(id);
+  if (!j) co_return R(boost::system::in_place_error, "no job '" + id + "' (list them: ferryctl jobs)");
+  auto tt = ratelimit::timetable::parse(bwlimit);
+  if (!tt) co_return R(boost::system::in_place_error, tt.error());
+  if (terminal(j->snapshot().state)) co_return R(boost::system::in_place_error, "job " + id + " has ended");
+  const std::string text = tt->is_constant() && tt->at(0, 0) == ratelimit::bandwidth{} ? "" : tt->to_string();
+  if (j->gate) j->gate->set_timetable(std::move(*tt));
+  j->update([&](job_snapshot& s) { s.options.bwlimit = text; });
+  // Kept with the job: a restart applies it again.
+  auto rec = j->record();
+  auto saved = co_await db_.put_job(std::move(rec), state::durability::fsync);
+  if (!saved) co_return R(boost::system::in_place_error, "saving the job failed: " + saved.error().message);
+  spdlog::info("job {}: bandwidth cap now {}", id, text.empty() ? "off" : text);
+  co_return j->snapshot();
 }
 
 asio::awaitable<boost::system::result<job_snapshot, std::string>> job_manager::create(job_request req) {

@@ -4,6 +4,7 @@
 // what is missing or changed through the scheduler's size lanes, and deletes what only the
 // destination has when asked. Every job, object verdict and multipart part is kept in lib/state,
 // so after a crash restore() resumes every unfinished job where it stopped.
+#include "ratelimit/limiter.hpp"
 #include "state/async_state.hpp"
 #include "store/endpoint.hpp"
 #include "sync/filter.hpp"
@@ -28,7 +29,8 @@
 
 namespace ferry::s3 {
 class client;
-}
+struct request_options;
+}  // namespace ferry::s3
 namespace ferry::store {
 class blocking_pool;
 }
@@ -54,6 +56,9 @@ struct job_options {
   filter_options filter;
   bool checksum = false, size_only = false, dry_run = false;
   std::optional<std::chrono::seconds> interval;  // mirror: between passes
+  std::string bwlimit;                           // the job's own cap (ratelimit::timetable text); "" = none
+  std::optional<std::size_t> concurrency;        // fixed requests in flight per endpoint (else adaptive)
+  std::optional<std::uint64_t> part_size;        // fixed multipart part size (else adaptive)
 };
 
 // What a pass found: objects and bytes to copy, to delete, and already identical.
@@ -118,6 +123,9 @@ struct engine_config {
   int mirror_full_every = 10;                   // a mirror lists the destination too on every Nth pass (drift)
   std::chrono::milliseconds watch_settle{500};  // local-source mirror: quiet time after a change
   state::durability progress_durability = state::durability::wal;  // object verdicts and parts
+  // Bandwidth caps: the global gate every transfer passes, and where jobs' own gates are registered
+  // (limits.set changes them at runtime). Null: no caps.
+  std::shared_ptr<ratelimit::limits> limits;
 };
 
 // What is wrong with the request's kind and options ("" when nothing is), for the operator; the
@@ -156,6 +164,9 @@ class job_manager {
   // Forgets an ended or paused job and its records (objects, parts, verdicts). Returns the job as
   // it was.
   asio::awaitable<boost::system::result<job_snapshot, std::string>> remove(std::string id);
+  // Replaces a job's own bandwidth cap (a rate or a timetable; "off" removes it) at once, for the
+  // transfers in flight too, and keeps it with the job.
+  asio::awaitable<boost::system::result<job_snapshot, std::string>> set_bwlimit(std::string id, std::string bwlimit);
   // The job's integrity records, oldest first, after `after_seq`.
   asio::awaitable<boost::system::result<state::state_db::integrity_page, std::string>> report(std::string id,
                                                                                               std::uint64_t after_seq,
@@ -169,7 +180,8 @@ class job_manager {
   struct job;
 
  private:
-  boost::system::result<std::unique_ptr<store::endpoint>, std::string> open(const location& loc, std::string_view role);
+  boost::system::result<std::unique_ptr<store::endpoint>, std::string> open(const location& loc, std::string_view role,
+                                                                            const s3::request_options& ro);
   boost::system::result<std::shared_ptr<job>, std::string> prepare(const job_request& req);
   void launch(std::shared_ptr<job> j);
   std::shared_ptr<job> find(std::string_view id) const;

@@ -31,6 +31,9 @@ std::string encode_job_options(const job_options& o) {
   j["size_only"] = o.size_only;
   j["dry_run"] = o.dry_run;
   if (o.interval) j["interval"] = o.interval->count();
+  if (!o.bwlimit.empty()) j["bwlimit"] = o.bwlimit;
+  if (o.concurrency) j["concurrency"] = *o.concurrency;
+  if (o.part_size) j["part_size"] = *o.part_size;
   return json::serialize(j);
 }
 
@@ -73,6 +76,9 @@ boost::system::result<job_options, std::string> decode_job_options(std::string_v
   o.size_only = flag("size_only");
   o.dry_run = flag("dry_run");
   if (auto n = number("interval")) o.interval = std::chrono::seconds(*n);
+  if (auto* p = j.if_contains("bwlimit"); p && p->is_string()) o.bwlimit = std::string(p->as_string());
+  if (auto n = number("concurrency")) o.concurrency = static_cast<std::size_t>(*n);
+  o.part_size = number("part_size");
   return o;
 }
 

@@ -434,6 +434,18 @@ asio::awaitable<copy_outcome> multipart_copy(const copy_context& ctx, const stor
   multipart_state st;
   st.size = obj.size;
   st.part_size = part_size_for(obj.size, ctx.config.part_size);
+  if (ctx.config.adaptive_part_size) {
+    if (const auto* dst = ctx.destination.s3())
+      st.part_size = std::max(
+          st.part_size, dst->client->advised_part_size(obj.size, ctx.config.part_size, ctx.config.part_size_ceiling));
+    // An upload begun with another size resumes with that one: its parts must line up.
+    if (ctx.journal) {
+      auto point = co_await ctx.journal->find(obj);
+      if (point && !point->upload_id.empty() && point->part_size >= (5ull << 20) &&
+          (obj.size + point->part_size - 1) / point->part_size <= 10000)
+        st.part_size = point->part_size;
+    }
+  }
   st.parts = static_cast<int>((obj.size + st.part_size - 1) / st.part_size);
   st.done.resize(static_cast<std::size_t>(st.parts));
   st.have.resize(static_cast<std::size_t>(st.parts));

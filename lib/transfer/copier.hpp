@@ -30,8 +30,12 @@ std::string_view to_string(copy_mode m);
 struct transfer_config {
   std::uint64_t multipart_threshold = 64ull << 20;  // objects this large or larger go in parts
   std::uint64_t part_size = 8ull << 20;             // grown when an object would need > 10,000 parts
-  int part_concurrency = 4;                         // parts of one object in flight
-  bool sha256 = false;                              // also hash every streamed byte with SHA-256 (recorded; costs CPU)
+  // Part size from the destination's measured path (netmon), between part_size and this; false:
+  // part_size as configured (a user's fixed --part-size, or [transfer] part_size set in the config).
+  bool adaptive_part_size = true;
+  std::uint64_t part_size_ceiling = 32ull << 20;
+  int part_concurrency = 4;  // parts of one object in flight
+  bool sha256 = false;       // also hash every streamed byte with SHA-256 (recorded; costs CPU)
 };
 
 struct copy_outcome {

@@ -60,6 +60,8 @@ class field_reader {
   std::optional<std::uint64_t> optional_uint(std::string_view key);
   std::optional<std::int64_t> optional_int64(std::string_view key);
   std::optional<bool> optional_bool(std::string_view key);
+  // Absent or null -> nullopt; any JSON number otherwise.
+  std::optional<double> optional_double(std::string_view key);
   // An array of at most `max_items` strings, each checked as string() checks one; absent or null: empty.
   std::vector<std::string> optional_strings(std::string_view key, std::size_t max_items = SIZE_MAX,
                                             std::size_t max_bytes = SIZE_MAX, text_rule rule = text_rule::any,

@@ -287,6 +287,65 @@ TEST_F(HostServiceE2E, SigtermWithWorkInFlightExitsZeroAndTheJobFinishesAfterARe
   EXPECT_EQ(contents("dst"), contents("src"));
 }
 
+TEST_F(HostServiceE2E, LimitsAreShownAndChangedAtRuntimeAndAJobCapHoldsItsUploads) {
+  ferryd d(remote_section("s3", s3_), "debug", "[limits]\nbwlimit = \"off\"\n");
+  auto parse = [](const run_result& r) {
+    auto l = proto::parse_limits_result(r.out.substr(0, r.out.find('\n')));
+    if (!l) throw std::runtime_error("limits --json: " + r.out + r.err);
+    return *l;
+  };
+  auto l = parse(d.ctl({"--json", "limits"}));
+  EXPECT_EQ(l.global.scope, "global");
+  EXPECT_EQ(l.global.bwlimit, "off");
+  EXPECT_EQ(l.global.up_bps, 0u);
+
+  l = parse(d.ctl({"--json", "limits", "set", "--bwlimit", "2M:512K"}));
+  EXPECT_EQ(l.global.up_bps, 2u << 20);
+  EXPECT_EQ(l.global.down_bps, 512u << 10);
+  auto bad = d.ctl({"limits", "set", "--bwlimit", "Mon-25:00,1M"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("25:00"), std::string::npos) << bad.err;
+  EXPECT_EQ(d.ctl({"limits", "set"}).exit_code, 2);
+  l = parse(d.ctl({"--json", "limits", "set", "--bwlimit", "off"}));
+  EXPECT_EQ(l.global.up_bps, 0u);
+
+  // A job capped at 1 MiB/s upload: 3 MiB from a local directory take about 3 s (the first 64 KiB
+  // of burst aside), and the cap is listed while the job runs.
+  temp_dir local;
+  std::ofstream(local.path() / "f", std::ios::binary) << pattern(3 << 20, 7);
+  const auto began = std::chrono::steady_clock::now();
+  auto created = d.ctl({"--json", "copy", local.path().string(), "s3:dst", "--bwlimit", "1M"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  const auto id = job_of(created).id;
+  EXPECT_EQ(job_of(created).options.bwlimit, "1M");
+  l = parse(d.ctl({"--json", "limits"}));
+  ASSERT_EQ(l.jobs.size(), 1u);
+  EXPECT_EQ(l.jobs[0].scope, id);
+  EXPECT_EQ(l.jobs[0].up_bps, 1u << 20);
+  auto j = wait_until(
+      d, id, [](const proto::job& j) { return proto::is_terminal(j.state); }, 60s);
+  const auto took = std::chrono::steady_clock::now() - began;
+  EXPECT_EQ(j.state, proto::job_state::succeeded) << d.read_log();
+  EXPECT_GE(took, 2s) << "3 MiB at 1 MiB/s went faster than the cap allows";
+  EXPECT_EQ(contents("dst").at("f"), md5_of(pattern(3 << 20, 7)));
+
+  // limits set --job on a running job changes its cap at once and is kept with the job.
+  std::ofstream(local.path() / "g", std::ios::binary) << pattern(8 << 20, 8);
+  auto slow = d.ctl({"--json", "copy", local.path().string(), "s3:dst", "--bwlimit", "256K"});
+  ASSERT_EQ(slow.exit_code, 0) << slow.err;
+  const auto sid = job_of(slow).id;
+  auto changed = d.ctl({"--json", "limits", "set", "--job", sid, "--bwlimit", "off"});
+  ASSERT_EQ(changed.exit_code, 0) << changed.err;
+  j = wait_until(
+      d, sid, [](const proto::job& j) { return proto::is_terminal(j.state); }, 20s);
+  EXPECT_EQ(j.state, proto::job_state::succeeded) << "8 MiB at 256 KiB/s would take 32 s: the change did not apply";
+  EXPECT_FALSE(j.options.bwlimit) << *j.options.bwlimit;
+  auto unknown = d.ctl({"limits", "set", "--job", "j-999999", "--bwlimit", "1M"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  auto both = d.ctl({"copy", local.path().string(), "s3:dst", "--bwlimit", "1M", "--schedule", "08:00,1M"});
+  EXPECT_EQ(both.exit_code, 2);
+}
+
 TEST_F(HostServiceE2E, BashCompletionOffersCommandsJobIdsAndRemotes) {
   put("src", {{"a", "alpha"}});
   ferryd d(remote_section("s3", s3_));
