@@ -180,7 +180,7 @@ daemon_config parse(const toml::table& root, std::string_view source) {
     reject_unknown(*tr,
                    {"object_concurrency", "object_attempts", "multipart_threshold", "part_size", "part_concurrency",
                     "memory_budget", "sha256", "small_object_slots", "medium_object_slots", "large_object_slots",
-                    "small_object_size"},
+                    "small_object_size", "max_part_size", "min_concurrency", "max_concurrency", "initial_concurrency"},
                    source, "transfer");
     c.engine.object_concurrency =
         static_cast<int>(int_in(*tr, "object_concurrency", c.engine.object_concurrency, 1, 100000, source));
@@ -193,6 +193,16 @@ daemon_config parse(const toml::table& root, std::string_view source) {
     auto& t = c.engine.transfer;
     t.multipart_threshold = size_in(*tr, "multipart_threshold", t.multipart_threshold, 5ull << 20, 5ull << 30, source);
     t.part_size = size_in(*tr, "part_size", t.part_size, 5ull << 20, 5ull << 30, source);
+    // A part size set here is fixed; otherwise it is the floor of the measured, adaptive one.
+    t.adaptive_part_size = tr->get("part_size") == nullptr;
+    t.part_size_ceiling = size_in(*tr, "max_part_size", t.part_size_ceiling, 5ull << 20, 5ull << 30, source);
+    auto& cc = c.tuning.controller;
+    cc.min_limit = static_cast<std::size_t>(int_in(*tr, "min_concurrency", 4, 1, 4096, source));
+    cc.max_limit = static_cast<std::size_t>(int_in(*tr, "max_concurrency", 256, 1, 4096, source));
+    cc.initial_limit = static_cast<std::size_t>(int_in(*tr, "initial_concurrency", 16, 1, 4096, source));
+    if (cc.min_limit > cc.max_limit || cc.initial_limit < cc.min_limit || cc.initial_limit > cc.max_limit)
+      throw config_error{where(source, *tr) +
+                         ": [transfer] needs min_concurrency <= initial_concurrency <= max_concurrency"};
     t.part_concurrency = static_cast<int>(int_in(*tr, "part_concurrency", t.part_concurrency, 1, 256, source));
     t.sha256 = get_or<bool>(*tr, "sha256", t.sha256, source);
     c.engine.memory_budget = size_in(*tr, "memory_budget", c.engine.memory_budget, 16ull << 20, 1ull << 40, source);

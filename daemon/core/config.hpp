@@ -37,6 +37,7 @@ struct daemon_config {
   http::timeouts timeouts;                           // [http]
   sync::engine_config engine;                        // [transfer]
   s3::retry_config retry;                            // [retry]
+  s3::tuning_config tuning;                          // [transfer] *_concurrency: the adaptive limit per remote
   std::map<std::string, s3::remote_config> remotes;  // [remotes.NAME]
 };
 

@@ -288,7 +288,8 @@ struct service::impl {
     auto creds = s3::resolve_credentials(r.credentials, s3::process_env());
     if (!creds) return util::failure("remote '" + name + "': " + creds.error().message);
     auto http = std::make_shared<http::client>(io.get_executor(), pool_config_for(cfg, r));
-    auto client = std::make_shared<s3::client>(std::move(http), r, std::move(*creds));
+    auto client =
+        std::make_shared<s3::client>(std::move(http), r, std::move(*creds), s3::client::clock_fn{}, cfg.tuning);
     spdlog::info("remote {}: {} (region {}, {}, key {})", name, r.endpoint, r.region,
                  r.path_style ? "path-style" : "virtual-hosted", s3::redacted(client->creds()));
     return client;

@@ -129,3 +129,45 @@ TEST(DaemonConfig, MissingFileSaysWhichFile) {
 
 }  // namespace
 }  // namespace ferry::daemon
+
+namespace ferry::daemon {
+namespace {
+
+TEST(DaemonConfig, HostServiceKeysHaveDefaultsAndAreChecked) {
+  auto d = parse_config("", "t.toml");
+  ASSERT_TRUE(d) << d.error();
+  EXPECT_EQ(d->shutdown_grace, std::chrono::seconds(20));
+  EXPECT_EQ(d->bwlimit, "off");
+  EXPECT_TRUE(d->metrics.listen.empty());
+  EXPECT_TRUE(d->engine.transfer.adaptive_part_size);
+  EXPECT_EQ(d->tuning.controller.initial_limit, 16u);
+
+  auto c = parse_config(
+      "shutdown_grace = \"5s\"\n[limits]\nbwlimit = \"Mon-08:00,512K 19:00,10M\"\n[metrics]\nlisten = \"[::1]:9464\"\n"
+      "[transfer]\npart_size = \"16MiB\"\nmin_concurrency = 2\ninitial_concurrency = 2\nmax_concurrency = 8\n",
+      "t.toml");
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(c->shutdown_grace, std::chrono::seconds(5));
+  EXPECT_EQ(c->bwlimit, "Mon-08:00,512K 19:00,10M");
+  EXPECT_EQ(c->metrics.listen, "[::1]:9464");
+  EXPECT_FALSE(c->engine.transfer.adaptive_part_size) << "a part_size in the file is fixed";
+  EXPECT_EQ(c->tuning.controller.max_limit, 8u);
+
+  const std::pair<const char*, const char*> bad[] = {
+      {"[limits]\nbwlimit = \"Mon-25:00,1M\"\n", "t.toml:2: bwlimit: "},
+      {"[metrics]\nlisten = \"0.0.0.0:9464\"\n", "t.toml:2: listen 0.0.0.0:9464 is not a loopback address"},
+      {"[metrics]\nlisten = \"localhost:9464\"\n", "t.toml:2: listen must be ADDRESS:PORT"},
+      {"shutdown_grace = \"2h\"\n", "t.toml:1: shutdown_grace must be between"},
+      {"[transfer]\nmin_concurrency = 10\nmax_concurrency = 5\n", "min_concurrency <= initial_concurrency"},
+  };
+  for (const auto& [text, want] : bad) {
+    auto r = parse_config(text, "t.toml");
+    ASSERT_FALSE(r) << text;
+    EXPECT_NE(r.error().find(want), std::string::npos) << r.error();
+  }
+  auto remote_ok = parse_config("[metrics]\nlisten = \"0.0.0.0:9464\"\nallow_remote = true\n", "t.toml");
+  EXPECT_TRUE(remote_ok) << remote_ok.error();
+}
+
+}  // namespace
+}  // namespace ferry::daemon
