@@ -196,8 +196,8 @@ asio::awaitable<result<std::shared_ptr<netmon::permit>>> client::admit(const cal
 
 // Feeds the monitor and the controller when the exchange ends, then frees the request's slot.
 http::exchange_observer client::observe(const call& c, std::shared_ptr<netmon::permit> slot) const {
-  return [s = shared_, slot = std::move(slot), small = is_small(c.op),
-          data = is_read(c.op) || is_write(c.op)](const http::exchange_report& r) mutable {
+  return [s = shared_, slot = std::move(slot), small = is_small(c.op), data = is_read(c.op) || is_write(c.op),
+          name = cfg_.name](const http::exchange_report& r) mutable {
     const auto now = netmon::clock::now();
     netmon::request_sample sample;
     sample.at = now;
@@ -223,8 +223,13 @@ http::exchange_observer client::observe(const call& c, std::shared_ptr<netmon::p
     if (limit != before) {
       s->reads.set_limit(limit);
       s->writes.set_limit(limit);
-      if (auto d = s->controller.last_decision())
-        spdlog::debug("netmon: concurrency {} -> {} ({})", d->from, d->to, d->reason);
+      if (auto d = s->controller.last_decision()) {
+        // A backoff is an event an operator wants in the journal (one per round at most); growth is not.
+        if (d->to < d->from)
+          spdlog::info("remote {}: backing off, concurrency {} -> {} ({})", name, d->from, d->to, d->reason);
+        else
+          spdlog::debug("remote {}: concurrency {} -> {} ({})", name, d->from, d->to, d->reason);
+      }
     }
   };
 }

@@ -5,9 +5,9 @@
 //   ServerSideCopyE2E    same remote: CopyObject for small objects, UploadPartCopy refused -> streaming,
 //                        --copy-mode stream|server
 //   CorruptionE2E        a bit flipped in flight is caught, retried, and never committed as verified
-//   CorruptingProxyFixture  the proxy those tests rely on
+//   FaultProxyRelay      the fault proxy (tests/fault/) as those tests use it: a recording, corrupting relay
+#include "fault/fault_proxy.hpp"
 #include "proto/messages.hpp"
-#include "support/corrupting_proxy.hpp"
 #include "support/ferryd.hpp"
 #include "support/s3rver.hpp"
 #include "support/temp_dir.hpp"
@@ -246,10 +246,28 @@ std::optional<std::int64_t> parse_utc(const std::string& s) {
 constexpr std::int64_t t0_total_nanos = t0_seconds * 1'000'000'000 + t0_nanos;
 
 // A [remotes.NAME] section for `server` reached through `proxy` (plain HTTP).
-std::string proxied_remote_section(const std::string& name, const corrupting_proxy& proxy, const s3rver& server) {
+std::string proxied_remote_section(const std::string& name, const fault_proxy& proxy, const s3rver& server) {
   return "[remotes." + name + "]\nendpoint = \"" + proxy.endpoint() + "\"\nregion = \"" + server.region() +
          "\"\npath_style = true\naccess_key_id = \"S3RVER\"\nsecret_access_key = \"S3RVER\"\n";
 }
+
+// A relay to `server` that records every request; with `victim`, it also flips the lowest bit of body byte 100
+// of 2xx responses to object GETs whose target contains `victim` (at most `times` of them).
+fault_proxy_options relay_to(const s3rver& server, const std::string& victim = "",
+                             std::optional<std::uint64_t> times = std::nullopt) {
+  fault_proxy_options o{.upstream_port = server.port()};
+  if (!victim.empty()) {
+    o.rules.push_back(fault_rule{.name = "corrupt " + victim,
+                                 .methods = {"GET"},
+                                 .target_contains = victim,
+                                 .objects_only = true,
+                                 .times = times,
+                                 .action = fault_action::flip_bit_at(100, fault_direction::response)});
+  }
+  return o;
+}
+
+bool corrupted(const request_record& r) { return r.fault == fault_kind::flip_bit; }
 
 // Uploads `samples` (generated in a temp dir) to `location` on `server` with rclone, and returns them.
 // Objects up to rclone's upload cutoff (default 200 MiB, or `cutoff`) are single-part: their ETag is an MD5.
@@ -427,7 +445,7 @@ TEST_P(TransferE2E, EveryObjectArrivesByteIdenticalAndRcloneAgrees) {
 
 class ServerSideCopyE2E : public ::testing::Test {
  protected:
-  ServerSideCopyE2E() : proxy_({.upstream_port = server_.port(), .times = 0}) {}
+  ServerSideCopyE2E() : proxy_(relay_to(server_)) {}
 
   // ferryd with one remote, "s", the s3rver through the proxy.
   ferryd start_ferryd(const std::string& extra_config = "", const std::string& log_level = "debug") {
@@ -450,8 +468,8 @@ class ServerSideCopyE2E : public ::testing::Test {
     return n;
   }
 
-  std::vector<proxied_request> copy_requests() const {
-    std::vector<proxied_request> out;
+  std::vector<request_record> copy_requests() const {
+    std::vector<request_record> out;
     for (const auto& r : proxy_.requests()) {
       if (r.copy_source) out.push_back(r);
     }
@@ -471,7 +489,7 @@ class ServerSideCopyE2E : public ::testing::Test {
   }
 
   s3rver server_;
-  corrupting_proxy proxy_;
+  fault_proxy proxy_;
 };
 
 // Keys s3rver's CopyObject can find: it decodes x-amz-copy-source with decodeURI, which leaves %23 (#), %3F (?),
@@ -615,7 +633,7 @@ class CorruptionE2E : public ::testing::Test {
     return d.ctl({"--json", "copy", "src:source/data", "dst:target/data", "--wait"}, ctl_timeout);
   }
 
-  std::string remotes(const corrupting_proxy& proxy) const {
+  std::string remotes(const fault_proxy& proxy) const {
     return proxied_remote_section("src", proxy, src_) + remote_section("dst", dst_);
   }
 
@@ -634,7 +652,7 @@ class CorruptionE2E : public ::testing::Test {
 };
 
 TEST_F(CorruptionE2E, AnObjectCorruptedOnEveryReadFailsAndNeverArrivesWrong) {
-  corrupting_proxy proxy({.upstream_port = src_.port(), .key_substring = "victim"});
+  fault_proxy proxy(relay_to(src_, "victim"));
   ferryd d(remotes(proxy), "debug", "[transfer]\nobject_attempts = 3\n");
   auto r = copy(d);
   ASSERT_EQ(r.exit_code, 1) << r.out << r.err << tail(d.read_log());
@@ -647,21 +665,21 @@ TEST_F(CorruptionE2E, AnObjectCorruptedOnEveryReadFailsAndNeverArrivesWrong) {
   const std::string error = lower(job.failures[0].error);
   EXPECT_TRUE(error.find("mismatch") != std::string::npos || error.find("baddigest") != std::string::npos)
       << job.failures[0].error;
-  EXPECT_GE(proxy.corrupted(), 3u) << "the object was not retried object_attempts times";
+  EXPECT_GE(proxy.fired(0), 3u) << "the object was not retried object_attempts times";
   expect_destination_holds_only_right_bytes();
   auto fine = dst_.rclone({"md5sum", "--download", "s3rver:target/data/fine.bin"});
   EXPECT_EQ(parse_md5sum(fine.out)["fine.bin"], expected_.at("fine.bin").md5) << fine.out << fine.err;
 }
 
 TEST_F(CorruptionE2E, AnObjectCorruptedOnceIsRetriedAndArrivesIntact) {
-  corrupting_proxy proxy({.upstream_port = src_.port(), .key_substring = "victim", .times = 1});
+  fault_proxy proxy(relay_to(src_, "victim", 1));
   ferryd d(remotes(proxy), "debug", "[transfer]\nobject_attempts = 3\n");
   auto r = copy(d);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << tail(d.read_log());
   auto job = parse_job_line(r);
   EXPECT_EQ(job.state, proto::job_state::succeeded);
   EXPECT_EQ(job.objects.done, 2u);
-  EXPECT_EQ(proxy.corrupted(), 1u);
+  EXPECT_EQ(proxy.fired(0), 1u);
   auto there = dst_.rclone({"md5sum", "--download", "s3rver:target/data"});
   ASSERT_EQ(there.exit_code, 0) << there.err;
   EXPECT_EQ(parse_md5sum(there.out), md5s_of(expected_));
@@ -670,9 +688,9 @@ TEST_F(CorruptionE2E, AnObjectCorruptedOnceIsRetriedAndArrivesIntact) {
 // ---------------------------------------------------------------------------------------------------------
 // The proxy itself, with rclone as the client: these hold whatever state the engine is in.
 
-TEST(CorruptingProxyFixture, RelaysEveryKindOfRequestUnchangedAndRecordsIt) {
+TEST(FaultProxyRelay, RelaysEveryKindOfRequestUnchangedAndRecordsIt) {
   s3rver server;
-  corrupting_proxy proxy({.upstream_port = server.port(), .times = 0});
+  fault_proxy proxy(relay_to(server));
   rclone_runner rc({rclone_remote{.name = "p", .endpoint = proxy.endpoint()}});
   temp_dir local;
   // 12 MiB goes up in three parts with "Expect: 100-continue" (an interim response); the empty file has
@@ -684,10 +702,10 @@ TEST(CorruptingProxyFixture, RelaysEveryKindOfRequestUnchangedAndRecordsIt) {
   EXPECT_EQ(downloaded_md5s(rc, "p:bucket/dir"), md5s_of(expected));
   auto ls = rc({"lsf", "p:bucket/dir"});
   EXPECT_EQ(ls.out, "big.bin\nempty\nsmall.txt\n");
-  EXPECT_EQ(proxy.corrupted(), 0u);
   auto requests = proxy.requests();
+  EXPECT_TRUE(std::none_of(requests.begin(), requests.end(), corrupted));
   auto seen = [&](std::string_view method, std::string_view target_part, unsigned status) {
-    return std::any_of(requests.begin(), requests.end(), [&](const proxied_request& r) {
+    return std::any_of(requests.begin(), requests.end(), [&](const request_record& r) {
       return r.method == method && r.target.find(target_part) != std::string::npos && r.status == status;
     });
   };
@@ -698,10 +716,10 @@ TEST(CorruptingProxyFixture, RelaysEveryKindOfRequestUnchangedAndRecordsIt) {
   for (const auto& r : requests) EXPECT_NE(r.status, 0u) << r.method << " " << r.target << " got no response";
 }
 
-TEST(CorruptingProxyFixture, FlipsOneBitInTheChosenBodiesOnly) {
+TEST(FaultProxyRelay, FlipsOneBitInTheChosenBodiesOnly) {
   s3rver server;
   auto expected = upload(server, "bucket", {{"victim.bin", 200'000}, {"other.bin", 200'000}});
-  corrupting_proxy proxy({.upstream_port = server.port(), .key_substring = "victim", .times = 1});
+  fault_proxy proxy(relay_to(server, "victim", 1));
   rclone_runner rc({rclone_remote{.name = "p", .endpoint = proxy.endpoint()}});
   temp_dir local;
   auto original = local / "victim.bin";
@@ -718,15 +736,15 @@ TEST(CorruptingProxyFixture, FlipsOneBitInTheChosenBodiesOnly) {
   }
   ASSERT_EQ(differing, std::vector<std::size_t>{100});
   EXPECT_EQ(first.out[100] ^ want[100], 1);
-  EXPECT_EQ(proxy.corrupted(), 1u);
+  EXPECT_EQ(proxy.fired(0), 1u);
 
   auto second = rc({"cat", "p:bucket/victim.bin"});  // the budget of one is spent
   EXPECT_EQ(second.out, want);
   auto other = rc({"md5sum", "--download", "p:bucket/other.bin"});
   EXPECT_EQ(parse_md5sum(other.out)["other.bin"], expected.at("other.bin").md5);
-  EXPECT_EQ(proxy.corrupted(), 1u);
+  EXPECT_EQ(proxy.fired(0), 1u);
   auto requests = proxy.requests();
-  EXPECT_EQ(std::count_if(requests.begin(), requests.end(), [](const proxied_request& r) { return r.corrupted; }), 1);
+  EXPECT_EQ(std::count_if(requests.begin(), requests.end(), corrupted), 1);
 }
 
 }  // namespace
