@@ -192,9 +192,11 @@ result<std::unique_ptr<state_db>> state_db::open(const std::filesystem::path& di
   db_opts.create_missing_column_families = true;
   if (opts.env) db_opts.env = opts.env;
   // Bounded memory and disk for an always-on service: 8 column families share one write buffer
-  // budget, and a rarely written family cannot pin old WAL files for long.
-  db_opts.db_write_buffer_size = 64ull << 20;
-  db_opts.max_total_wal_size = 256ull << 20;
+  // budget, and a rarely written family cannot pin old WAL files for long. 16 MiB: a soak of a
+  // 50,000-object mirror grew RSS by 7 MiB per full pass (its object records) up to the 64 MiB this
+  // was before; records are small, so more frequent flushes cost little.
+  db_opts.db_write_buffer_size = 16ull << 20;
+  db_opts.max_total_wal_size = 64ull << 20;
   db_opts.keep_log_file_num = 4;
   db_opts.max_log_file_size = 16ull << 20;
 
