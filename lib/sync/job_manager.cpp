@@ -184,9 +184,9 @@ asio::awaitable<void> copy_one(job& j, store::object_info obj) {
       j.update([](job_snapshot& s) { --s.in_flight; });
     }
   } guard{j};
-  // Whole-object retries after throttling, besides the object's attempts.
-  constexpr int max_throttled_attempts = 20;
-  int throttled = 0;
+  // Whole-object retries after transient failures, besides the object's attempts.
+  constexpr int max_transient_retries = 20;
+  int transient = 0;
   for (int attempt = 1;; ++attempt) {
     if (attempt > 1) {
       // The source may have changed (that is often why the last attempt failed): copy what is
@@ -210,15 +210,16 @@ asio::awaitable<void> copy_one(job& j, store::object_info obj) {
     spdlog::debug("job {}: {} {} {} ({} bytes, md5 {}, method {}){}{}", j.snap.id, obj.key,
                   transfer::to_string(out.record.result), out.server_side ? "server-side" : "streamed", out.record.size,
                   out.record.md5, out.record.method, out.record.error.empty() ? "" : ": ", out.record.error);
-    // Throttling is the server's state, not the object's: it costs no attempt while the server keeps
-    // asking to slow down, up to max_throttled_attempts, with a backoff that grows to 20 s.
-    if (!out.verified() && out.throttled && throttled < max_throttled_attempts && !j.cancelled.load() &&
+    // Throttling, 5xx, resets and timeouts are the server's or the network's state, not the object's:
+    // they cost no attempt, up to max_transient_retries more tries with a backoff growing to 20 s (so an
+    // endpoint down for minutes delays objects rather than failing them).
+    if (!out.verified() && out.transient && transient < max_transient_retries && !j.cancelled.load() &&
         !j.stopping.load()) {
-      ++throttled;
+      ++transient;
       --attempt;
       j.update([](job_snapshot& s) { ++s.lifetime.object_retries; });
       const auto backoff = std::min<std::chrono::milliseconds>(
-          std::chrono::milliseconds(250 * (1 << std::min(throttled, 7))), std::chrono::seconds(20));
+          std::chrono::milliseconds(250 * (1 << std::min(transient, 7))), std::chrono::seconds(20));
       asio::steady_timer pause(ex, backoff);
       co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;

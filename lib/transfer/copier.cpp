@@ -56,7 +56,7 @@ bool object_retryable(const store::error& e) {
 }
 
 copy_outcome fail(copy_outcome o, std::string_view what, const store::error& e) {
-  o.throttled = s3::is_throttling(e);
+  o.transient = e.retryable && (s3::is_throttling(e) || e.http_status >= 500 || (e.http_status == 0 && e.transport));
   return fail(std::move(o), std::string(what) + ": " + e.to_string(), object_retryable(e));
 }
 

@@ -39,9 +39,11 @@ struct transfer_config {
 };
 
 struct copy_outcome {
-  integrity_record record;   // always filled; record.result says what happened
-  bool retryable = false;    // worth another attempt (transport, throttling, mismatch, source changed)
-  bool throttled = false;    // the server asked to slow down (503 SlowDown...): retry later, not a fault of the object
+  integrity_record record;  // always filled; record.result says what happened
+  bool retryable = false;   // worth another attempt (transport, throttling, mismatch, source changed)
+  // The server or the network failed for a while (throttling, 5xx, a reset, a timeout): worth retrying
+  // later, and no fault of the object's own.
+  bool transient = false;
   bool server_side = false;  // the server copied the bytes
   bool fell_back = false;    // a server-side copy was refused and the object was streamed instead
   std::string refusal;       // the server's refusal, when fell_back
